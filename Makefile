@@ -1,0 +1,129 @@
+# kimictl: one static binary from the C core, the embedded Lua and the vendored libraries.
+# `make` builds ./kimictl; `make test` runs every test; `make bench` prints the benchmark.
+# Third-party sources come from vendor/fetch.sh into build/src (see vendor/manifest).
+
+VERSION  := 0.1.0
+CC       := musl-gcc
+B        := build
+SRCDIR   := $(B)/src
+OPT      := -O2
+CFLAGS   := -std=c99 $(OPT) -ffunction-sections -fdata-sections -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes
+LDFLAGS  := -static -Wl,--gc-sections
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+
+LUA_O    := lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopcodes \
+            lparser lstate lstring ltable ltm lundump lvm lzio lauxlib lbaselib \
+            lcorolib ldblib liolib lmathlib loadlib loslib lstrlib ltablib lutf8lib linit
+CJSON_O  := lua_cjson strbuf fpconv
+CORE_O   := sse http tls fs log
+API_O    := core http json fs log proc
+LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
+
+LUA_OBJS   := $(LUA_O:%=$(B)/obj/lua/%.o)
+CJSON_OBJS := $(CJSON_O:%=$(B)/obj/cjson/%.o)
+CORE_OBJS  := $(CORE_O:%=$(B)/obj/core/%.o)
+API_OBJS   := $(API_O:%=$(B)/obj/api/%.o)
+LIBCURL    := $(B)/curl/lib/.libs/libcurl.a
+LIBBEARSSL := $(B)/bearssl/lib/libbearssl.a
+STAMP       = $(SRCDIR)/$(1)/.kimictl-stamp
+
+INCLUDES := -Isrc -I$(B)/gen -I$(SRCDIR)/lua/src -I$(SRCDIR)/cjson \
+            -I$(SRCDIR)/bearssl/inc -I$(SRCDIR)/curl/include
+DEFS     := -DKIMICTL_VERSION='"$(VERSION)"' -DCURL_STATICLIB
+
+.PHONY: all test bench clean distclean
+all: kimictl
+
+kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/cacert.o \
+         $(CJSON_OBJS) $(LUA_OBJS) $(LIBCURL) $(LIBBEARSSL)
+	$(CC) $(LDFLAGS) -o $@.tmp $^ -lm
+	strip $@.tmp
+	mv $@.tmp $@
+
+# --- third-party sources: fetched once; the stamp changes only when the manifest or a patch does
+$(SRCDIR)/%/.kimictl-stamp: vendor/manifest vendor/fetch.sh
+	vendor/fetch.sh $*
+$(call STAMP,curl): $(wildcard vendor/patches/curl/*.patch)
+$(call STAMP,cjson): $(wildcard vendor/patches/cjson/*.patch)
+
+$(B)/obj/lua/%.o: $(call STAMP,lua)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DLUA_COMPAT_5_3 -DLUA_USE_POSIX -c -o $@ $(SRCDIR)/lua/src/$*.c
+
+$(B)/obj/cjson/%.o: $(call STAMP,cjson) $(call STAMP,lua)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fgnu89-inline -I$(SRCDIR)/lua/src -c -o $@ $(SRCDIR)/cjson/$*.c
+
+$(LIBBEARSSL): $(call STAMP,bearssl)
+	@mkdir -p $(B)/bearssl/lib $(B)/bearssl/obj
+	ln -sfn $(abspath $(SRCDIR)/bearssl/inc) $(B)/bearssl/include
+	$(MAKE) -C $(SRCDIR)/bearssl CONF=Unix CC=$(CC) AR=ar DLL=no TOOLS=no TESTS=no \
+	  BUILD=$(abspath $(B)/bearssl/lib) \
+	  CFLAGS='-W -Wall -Os -ffunction-sections -fdata-sections -DBR_RDRAND=0' \
+	  $(abspath $(LIBBEARSSL))
+
+$(B)/curl/config.status: $(call STAMP,curl) $(LIBBEARSSL)
+	@mkdir -p $(B)/curl
+	cd $(B)/curl && CC=$(CC) CFLAGS='-Os -ffunction-sections -fdata-sections' \
+	  $(abspath $(SRCDIR)/curl/configure) -q --disable-dependency-tracking \
+	  --disable-shared --enable-static --with-bearssl=$(abspath $(B)/bearssl) \
+	  --without-openssl --without-gnutls --without-wolfssl --without-mbedtls \
+	  --enable-http --disable-ftp --disable-file --disable-ldap --disable-ldaps \
+	  --disable-rtsp --disable-dict --disable-telnet --disable-tftp --disable-pop3 \
+	  --disable-imap --disable-smb --disable-smtp --disable-gopher --disable-mqtt \
+	  --disable-manual --disable-ntlm --disable-ntlm-wb --disable-cookies --disable-doh \
+	  --disable-mime --disable-alt-svc --disable-hsts --disable-netrc --disable-websockets \
+	  --enable-threaded-resolver --enable-ipv6 --without-zlib --without-brotli \
+	  --without-zstd --without-libidn2 --without-libpsl --without-nghttp2 \
+	  --without-libssh2 --without-librtmp --without-ca-bundle --without-ca-path
+
+$(LIBCURL): $(B)/curl/config.status
+	$(MAKE) -C $(B)/curl/lib libcurl.la
+	@touch $@
+
+# --- kimictl's own code
+$(B)/obj/core/%.o: src/%.c $(wildcard src/*.h) $(call STAMP,bearssl) $(call STAMP,curl)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
+
+$(B)/obj/api/%.o: src/api/%.c $(wildcard src/*.h src/api/*.h) $(call STAMP,lua) $(call STAMP,cjson)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
+
+$(B)/obj/main.o: src/main.c $(wildcard src/*.h src/api/*.h) $(call STAMP,lua)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
+
+# Lua sources and the CA bundle become C arrays (POSIX od and sed, no xxd).
+$(B)/gen/embed.c: $(LUA_SRC) src/embed.sh
+	@mkdir -p $(@D)
+	src/embed.sh lua $(LUA_SRC) > $@.tmp && mv $@.tmp $@
+
+$(B)/gen/cacert.c: $(CA_BUNDLE) src/embed.sh
+	@mkdir -p $(@D)
+	src/embed.sh --blob cacert_pem $(CA_BUNDLE) > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/%.o: $(B)/gen/%.c src/embed.h
+	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+
+# --- tests and benchmark
+TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json
+$(B)/tests/test_sse: tests/c/test_sse.c $(B)/obj/core/sse.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
+$(B)/tests/test_json: tests/c/test_json.c $(CJSON_OBJS) $(LUA_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^ -lm
+
+test: kimictl $(TEST_BINS)
+	tests/run.sh
+
+bench: kimictl
+	tests/bench.sh
+
+clean:
+	rm -rf kimictl $(B)/obj $(B)/gen $(B)/tests
+
+distclean:
+	rm -rf kimictl $(B)

@@ -1,0 +1,87 @@
+-- The OpenAI chat-completions dialect: the request body, and the answer read as a stream.
+local core = require "core"
+local provider = require "provider"
+
+local openai = {}
+
+-- openai.chat_body(params) -> request body; params: model, messages, tools, max_tokens, extra
+function openai.chat_body(params)
+  local body = {
+    model = params.model,
+    messages = params.messages,
+    stream = true,
+    stream_options = { include_usage = true },
+    max_completion_tokens = params.max_tokens,
+  }
+  if params.tools and #params.tools > 0 then body.tools = params.tools end
+  for k, v in pairs(params.extra or {}) do body[k] = v end
+  return body
+end
+
+-- Fold one chunk of the stream into the result and tell the handlers.
+local function take_chunk(chunk, result, on)
+  if type(chunk.usage) == "table" then result.usage = chunk.usage end
+  local choice = type(chunk.choices) == "table" and chunk.choices[1]
+  if type(choice) ~= "table" then return end
+  local delta = type(choice.delta) == "table" and choice.delta or choice.message or {}
+  if type(delta.reasoning_content) == "string" and delta.reasoning_content ~= "" then
+    result.reasoning[#result.reasoning + 1] = delta.reasoning_content
+    if on.reasoning then on.reasoning(delta.reasoning_content) end
+  end
+  if type(delta.content) == "string" and delta.content ~= "" then
+    result.text[#result.text + 1] = delta.content
+    if on.text then on.text(delta.content) end
+  end
+  if type(choice.finish_reason) == "string" then result.finish_reason = choice.finish_reason end
+  if type(choice.usage) == "table" then result.usage = choice.usage end
+end
+
+-- openai.stream(p, params, on) -> result | nil, message, kind, hint
+-- on.text(s) and on.reasoning(s) are called as pieces arrive. result: text, reasoning,
+-- finish_reason, usage. kind: "http" for an error answer, "stream" for a broken stream,
+-- or core.http's kind (dns, connect, tls, timeout, reset, ...).
+function openai.stream(p, params, on)
+  local result = { text = {}, reasoning = {}, done = false }
+  local broken
+  local res, err, kind, hint = provider.request(p, {
+    path = "/chat/completions",
+    body = openai.chat_body(params),
+    headers = { Accept = "text/event-stream" },
+    on_event = function(ev)
+      if ev.data == "[DONE]" then
+        result.done = true
+        return
+      end
+      local chunk, jerr = core.json.decode(ev.data)
+      if type(chunk) ~= "table" then
+        broken = "the stream carried something that is not a JSON object: " .. (jerr or ev.data:sub(1, 80))
+        return false
+      end
+      if type(chunk.error) == "table" then
+        broken = "the service reported an error mid-stream: " .. tostring(chunk.error.message or "?")
+        return false
+      end
+      take_chunk(chunk, result, on)
+    end,
+  })
+  if not res then return nil, err, kind, hint end
+  if res.status < 200 or res.status > 299 then
+    local msg, h = provider.explain(p, res)
+    return nil, msg, "http", h, res.status
+  end
+  if broken then return nil, broken, "stream" end
+  if res.body ~= "" then   -- the service answered with one JSON document instead of a stream
+    local doc = core.json.decode(res.body)
+    if type(doc) ~= "table" then return nil, "the answer is neither an event stream nor JSON", "stream" end
+    take_chunk(doc, result, on)
+    result.done = true
+  end
+  if not result.done and not result.finish_reason then
+    return nil, "the stream ended before the answer was complete (no [DONE]); try again", "reset"
+  end
+  result.text = table.concat(result.text)
+  result.reasoning = table.concat(result.reasoning)
+  return result
+end
+
+return openai

@@ -1,0 +1,16 @@
+/* Files compiled into the binary: the Lua sources and the default CA bundle. */
+#ifndef KIMICTL_EMBED_H
+#define KIMICTL_EMBED_H
+#include <stddef.h>
+
+struct embedded_file {
+  const char *name;            /* relative to lua/, e.g. "providers/openai.lua" */
+  const unsigned char *data;
+  size_t len;
+};
+
+extern const struct embedded_file embedded_lua[];  /* ends with a NULL name */
+extern const unsigned char cacert_pem[];           /* Mozilla roots, PEM */
+extern const size_t cacert_pem_len;
+
+#endif
