@@ -4,6 +4,7 @@
 #include "tls.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,7 @@ const char *http_kind_name(enum http_kind kind) {
 
 /* Turn libcurl's code and detail into what happened, in words a user can act on. */
 static enum http_kind describe(CURLcode rc, const char *detail, const char *url,
-                               long timeout_ms, char *out, size_t n) {
+                               long timeout_ms, long oserr, char *out, size_t n) {
   if (!*detail) detail = curl_easy_strerror(rc);
   switch (rc) {
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -115,8 +116,11 @@ static enum http_kind describe(CURLcode rc, const char *detail, const char *url,
     snprintf(out, n, "the proxy failed for %s: %s (check https_proxy/http_proxy)", url, detail);
     return HTTP_PROXY;
   case CURLE_COULDNT_CONNECT:
-    snprintf(out, n, "could not connect to %s: %s", url,
-             strstr(detail, "refused") ? "connection refused (is the server running?)" : detail);
+    if (oserr == ECONNREFUSED)
+      snprintf(out, n, "could not connect to %s: connection refused (is the server running?)", url);
+    else
+      snprintf(out, n, "could not connect to %s: %s%s%s", url, detail, oserr ? ": " : "",
+               oserr ? strerror((int)oserr) : "");
     return HTTP_CONNECT;
   case CURLE_OPERATION_TIMEDOUT:
     if (timeout_ms > 0 && strstr(detail, "Operation timed out"))
@@ -235,8 +239,11 @@ int http_perform(const struct http_request *rq, const struct http_sink *sink,
   else if (idle)
     kind = HTTP_TIMEOUT, snprintf(err->message, sizeof err->message,
                                   "%s sent nothing for %ld ms (idle timeout)", rq->url, rq->idle_timeout_ms);
-  else if (rc != CURLE_OK)
-    kind = describe(rc, errbuf, rq->url, rq->timeout_ms, err->message, sizeof err->message);
+  else if (rc != CURLE_OK) {
+    long oserr = 0;
+    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
+    kind = describe(rc, errbuf, rq->url, rq->timeout_ms, oserr, err->message, sizeof err->message);
+  }
   curl_multi_remove_handle(multi, h);
   curl_easy_cleanup(h);
   curl_slist_free_all(hdrs);

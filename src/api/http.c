@@ -55,18 +55,18 @@ static void push_headers(lua_State *L, const char *p, size_t n) {
    too), so that nothing ever longjmps through libcurl's frames. */
 struct head { struct call *c; long status; const char *p; size_t len; };
 
-static int head_to_lua(lua_State *L) {
+static int head_to_lua(lua_State *L) {   /* (head, res) */
   struct head *h = lua_touserdata(L, 1);
   struct call *c = h->c;
   lua_pushinteger(L, h->status);
-  lua_setfield(L, c->res, "status");
+  lua_setfield(L, 2, "status");
   push_headers(L, h->p, h->len);
   lua_getfield(L, -1, "content-type");
   const char *ct = lua_tostring(L, -1);
   c->sse_mode = c->on_event && h->status >= 200 && h->status < 300 && ct &&
                 strncasecmp(ct, "text/event-stream", 17) == 0;
   lua_pop(L, 1);
-  lua_setfield(L, c->res, "headers");
+  lua_setfield(L, 2, "headers");
   return 0;
 }
 
@@ -75,14 +75,15 @@ static int on_head(void *ud, long status, const char *p, size_t len) {
   struct call *c = ud;
   lua_pushcfunction(c->L, head_to_lua);
   lua_pushlightuserdata(c->L, &h);
-  if (lua_pcall(c->L, 1, 0, 0) != LUA_OK) {
+  lua_pushvalue(c->L, c->res);
+  if (lua_pcall(c->L, 2, 0, 0) != LUA_OK) {
     lua_replace(c->L, c->err);
     return 1;
   }
   return 0;
 }
 
-static int event_to_lua(lua_State *L) {
+static int event_to_lua(lua_State *L) {   /* (event, on_event) */
   const struct sse_event *ev = lua_touserdata(L, 1);
   lua_pushvalue(L, 2);
   lua_createtable(L, 0, 4);

@@ -1,0 +1,82 @@
+"""A fake OpenAI-compatible server for the tests. The model name picks the behaviour:
+  echo     streams "Hello from the fake server" a word per event, then [DONE]
+  gate     streams "first", waits until GET /_release, then the rest
+  cut      streams two words, then drops the connection mid-stream
+  garbage  streams an event that is not JSON
+  json     answers with one JSON completion instead of a stream
+  error500 answers 500 with an OpenAI-style error
+  slow     sends nothing for 5 s, then the answer
+The key must be "test-key" (else 401, as OpenAI answers)."""
+import json
+import threading
+import time
+
+from fakeserver import Handler, serve
+
+RELEASE = threading.Event()
+WORDS = ["Hello", " from", " the", " fake", " server"]
+
+
+def chunk_doc(model, content=None, finish=None, usage=None):
+    doc = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": model,
+           "choices": [{"index": 0, "delta": {} if content is None else {"content": content},
+                        "finish_reason": finish}]}
+    if usage:
+        doc["usage"] = usage
+    return doc
+
+
+class OpenAI(Handler):
+    def do_GET(self):
+        self.record(b"")
+        if self.route == "/_release":
+            RELEASE.set()
+            return self.send_json(200, {"released": True})
+        if self.route == "/v1/models":
+            return self.send_json(200, {"object": "list", "data": [{"id": "echo", "object": "model"}]})
+        self.send_json(404, {"error": {"message": "no such path", "type": "not_found"}})
+
+    def do_POST(self):
+        body = self.read_body()
+        self.record(body)
+        if self.route != "/v1/chat/completions":
+            return self.send_json(404, {"error": {"message": "no such path", "type": "not_found"}})
+        if self.headers.get("Authorization") != "Bearer test-key":
+            return self.send_json(401, {"error": {"message": "Incorrect API key provided",
+                                                  "type": "invalid_request_error", "code": "invalid_api_key"}})
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return self.send_json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+        model = req.get("model")
+        if model == "error500":
+            return self.send_json(500, {"error": {"message": "the fake is having a bad day", "type": "server_error"}})
+        if model == "json":
+            return self.send_json(200, {"id": "c1", "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "whole answer"}, "finish_reason": "stop"}]})
+        if model == "slow":
+            time.sleep(5)
+        self.start_stream()
+        self.chunk(": keep-alive comment\n\n")
+        if model == "garbage":
+            self.event("this is not json")
+            return self.end_stream()
+        if model == "gate":
+            self.event(chunk_doc(model, "first"))
+            RELEASE.wait(20)
+            self.event(chunk_doc(model, " second"))
+        elif model == "cut":
+            self.event(chunk_doc(model, WORDS[0]))
+            self.event(chunk_doc(model, WORDS[1]))
+            return self.cut()
+        else:
+            for w in WORDS:
+                self.event(chunk_doc(model, w))
+        self.event(chunk_doc(model, finish="stop",
+                             usage={"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}))
+        self.event("[DONE]")
+        self.end_stream()
+
+
+if __name__ == "__main__":
+    serve(OpenAI)

@@ -1,0 +1,266 @@
+"""kimictl chat against a fake OpenAI-compatible server, over HTTP and HTTPS."""
+import os
+import re
+import select
+import socket
+import subprocess
+import tempfile
+import time
+
+from harness import Home, Server, certs, check, run, test, KIMICTL
+
+_certs = None
+
+
+def tls_files():
+    global _certs
+    if _certs is None:
+        _certs = certs(tempfile.mkdtemp(prefix="kimictl-certs-"))
+    return _certs
+
+
+def chat_env(home, srv, scheme="http", host="127.0.0.1", **extra):
+    return home.env(OPENAI_BASE_URL=srv.url(scheme, host) + "/v1", OPENAI_API_KEY="test-key", **extra)
+
+
+def chat(env, model="echo", prompt="hi", *more):
+    return run(["chat", "-p", prompt, "--provider", "openai", "--model", model, *more], env)
+
+
+@test
+def streams_answer_over_http():
+    with Home() as home, Server("fake_openai.py") as srv:
+        r = chat(chat_env(home, srv))
+        check(r.returncode == 0, "exit %d, stderr: %s" % (r.returncode, r.stderr))
+        check(r.stdout == "Hello from the fake server\n", "stdout was %r" % r.stdout)
+        req = [q for q in srv.requests() if q["method"] == "POST"][-1]
+        check(req["path"] == "/v1/chat/completions", req["path"])
+        check(req["headers"]["user-agent"].startswith("kimictl/"), req["headers"]["user-agent"])
+        body = __import__("json").loads(req["body"])
+        check(body["stream"] is True and body["model"] == "echo", body)
+        check(body["messages"] == [{"role": "user", "content": "hi"}], body["messages"])
+
+
+@test
+def prints_tokens_before_the_answer_is_complete():
+    # The fake sends "first" and then holds the stream until it is released: the word must
+    # reach our stdout while the request is still open.
+    with Home() as home, Server("fake_openai.py") as srv:
+        p = subprocess.Popen([KIMICTL, "chat", "-p", "hi", "--provider", "openai", "--model", "gate"],
+                             env=chat_env(home, srv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen = b""
+        deadline = time.time() + 20
+        while b"first" not in seen and time.time() < deadline:
+            ready, _, _ = select.select([p.stdout], [], [], 1)
+            if ready:
+                chunk = os.read(p.stdout.fileno(), 100)
+                if not chunk:
+                    break
+                seen += chunk
+        check(b"first" in seen, "no token before the end, got %r" % seen)
+        check(p.poll() is None, "kimictl had already exited: it did not stream")
+        run_release = __import__("urllib.request").request.urlopen(srv.url() + "/_release")
+        run_release.read()
+        out, err = p.communicate(timeout=20)
+        check(p.returncode == 0, "exit %d: %s" % (p.returncode, err))
+        check(seen + out == b"first second\n", "got %r" % (seen + out))
+
+
+@test
+def reads_prompt_from_stdin():
+    with Home() as home, Server("fake_openai.py") as srv:
+        r = run(["chat", "--provider", "openai", "--model", "echo"], chat_env(home, srv), input="from stdin\n")
+        check(r.returncode == 0, r.stderr)
+        body = [q for q in srv.requests() if q["method"] == "POST"][-1]["body"]
+        check("from stdin" in body, body)
+
+
+@test
+def streams_over_https_with_the_test_ca():
+    c = tls_files()
+    with Home() as home, Server("fake_openai.py", tls=c["server"]) as srv:
+        r = chat(chat_env(home, srv, "https", "localhost", SSL_CERT_FILE=c["ca"]))
+        check(r.returncode == 0, "exit %d: %s" % (r.returncode, r.stderr))
+        check(r.stdout == "Hello from the fake server\n", r.stdout)
+
+
+@test
+def wrong_ca_fails_verification():
+    c = tls_files()
+    with Home() as home, Server("fake_openai.py", tls=c["server"]) as srv:
+        r = chat(chat_env(home, srv, "https", "localhost", SSL_CERT_FILE=c["otherca"]))
+        check(r.returncode == 1, "exit %d" % r.returncode)
+        check("TLS certificate verification failed" in r.stderr, r.stderr)
+        check("could not be linked to a trust anchor" in r.stderr, r.stderr)
+
+
+@test
+def built_in_roots_do_not_trust_the_test_ca():
+    c = tls_files()
+    with Home() as home, Server("fake_openai.py", tls=c["server"]) as srv:
+        r = chat(chat_env(home, srv, "https", "localhost"))
+        check(r.returncode == 1 and "could not be linked to a trust anchor" in r.stderr, r.stderr)
+
+
+@test
+def wrong_host_name_fails_verification():
+    c = tls_files()
+    with Home() as home, Server("fake_openai.py", tls=c["wrongname"]) as srv:
+        r = chat(chat_env(home, srv, "https", "localhost", SSL_CERT_FILE=c["ca"]))
+        check(r.returncode == 1, "exit %d" % r.returncode)
+        check("expected server name was not found" in r.stderr, r.stderr)
+
+
+@test
+def unreadable_ca_file_is_named():
+    with Home() as home, Server("fake_openai.py") as srv:
+        missing = os.path.join(home.path, "nope.pem")
+        r = chat(chat_env(home, srv, "https", "localhost", SSL_CERT_FILE=missing))
+        check(r.returncode == 1 and missing in r.stderr and "SSL_CERT_FILE" in r.stderr, r.stderr)
+
+
+@test
+def server_closing_mid_stream_is_an_error():
+    with Home() as home, Server("fake_openai.py") as srv:
+        r = chat(chat_env(home, srv), "cut")
+        check(r.returncode == 1, "exit %d, stdout %r" % (r.returncode, r.stdout))
+        check(r.stdout.startswith("Hello from"), "partial answer lost: %r" % r.stdout)
+        check("closed before the answer was complete" in r.stderr, r.stderr)
+
+
+@test
+def refused_connection_is_explained():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()   # nothing listens here now
+    with Home() as home:
+        r = run(["chat", "-p", "hi", "--provider", "openai", "--model", "echo"],
+                home.env(OPENAI_BASE_URL="http://127.0.0.1:%d/v1" % port, OPENAI_API_KEY="k"))
+        check(r.returncode == 1 and "connection refused" in r.stderr, r.stderr)
+
+
+@test
+def http_errors_show_status_and_message():
+    with Home() as home, Server("fake_openai.py") as srv:
+        r = chat(chat_env(home, srv), "error500")
+        check(r.returncode == 1, "exit %d" % r.returncode)
+        check("HTTP 500" in r.stderr and "bad day" in r.stderr, r.stderr)
+        env = chat_env(home, srv)
+        env["OPENAI_API_KEY"] = "wrong-key-123"
+        r = chat(env)
+        check(r.returncode == 1 and "HTTP 401" in r.stderr and "Incorrect API key" in r.stderr, r.stderr)
+        check("OPENAI_API_KEY" in r.stderr, "no hint: " + r.stderr)
+        check("wrong-key-123" not in r.stderr + r.stdout, "the key was printed")
+
+
+@test
+def malformed_stream_and_plain_json_answers():
+    with Home() as home, Server("fake_openai.py") as srv:
+        r = chat(chat_env(home, srv), "garbage")
+        check(r.returncode == 1 and "not a JSON object" in r.stderr, r.stderr)
+        r = chat(chat_env(home, srv), "json")
+        check(r.returncode == 0 and r.stdout == "whole answer\n", (r.stdout, r.stderr))
+
+
+@test
+def missing_key_says_what_to_set():
+    with Home() as home:
+        r = run(["chat", "-p", "hi", "--provider", "openai", "--model", "m"],
+                home.env(OPENAI_BASE_URL="http://127.0.0.1:9/v1"))
+        check(r.returncode == 1 and "no API key" in r.stderr and "OPENAI_API_KEY" in r.stderr, r.stderr)
+
+
+@test
+def proxy_from_environment_is_used():
+    # The fake answers proxy-style requests too: the upstream name never resolves, so the
+    # answer can only come through http_proxy.
+    with Home() as home, Server("fake_openai.py") as srv:
+        env = home.env(OPENAI_BASE_URL="http://upstream.invalid/v1", OPENAI_API_KEY="test-key",
+                       http_proxy=srv.url())
+        r = chat(env)
+        check(r.returncode == 0 and r.stdout == "Hello from the fake server\n", r.stderr)
+        check(srv.requests()[-1]["path"] == "http://upstream.invalid/v1/chat/completions",
+              srv.requests()[-1]["path"])
+
+
+@test
+def debug_log_redacts_the_key():
+    with Home() as home, Server("fake_openai.py") as srv:
+        r = chat(chat_env(home, srv, KIMICTL_LOG="debug"))
+        check(r.returncode == 0, r.stderr)
+        check("Authorization: Bearer [redacted]" in r.stderr, "no redacted header in the debug log")
+        check("test-key" not in r.stderr, "the key leaked into the debug log")
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+@test
+def user_lua_directory_overrides_the_provider():
+    with Home() as home, Server("fake_openai.py") as srv:
+        # XDG_CONFIG_HOME/kimictl/lua is searched before the embedded copy.
+        xdg = os.path.join(home.path, "xdg")
+        write(os.path.join(xdg, "kimictl/lua/providers/openai.lua"), """
+return { name = "openai", api = "openai", auth = "api_key", api_key_env = { "MY_KEY" },
+  base_url = "%s/v1", headers = { ["User-Agent"] = "my-own-client/1.0" } }
+""" % srv.url())
+        r = run(["chat", "-p", "hi", "--provider", "openai", "--model", "echo"],
+                home.env(XDG_CONFIG_HOME=xdg, MY_KEY="test-key"))
+        check(r.returncode == 0, r.stderr)
+        check(srv.requests()[-1]["headers"]["user-agent"] == "my-own-client/1.0", srv.requests()[-1]["headers"])
+
+
+@test
+def user_patch_changes_one_field():
+    with Home() as home, Server("fake_openai.py") as srv:
+        lua = os.path.join(home.path, "lua")
+        write(os.path.join(lua, "user.lua"),
+              'return { providers = { openai = { headers = { ["X-Extra"] = "yes" } } } }\n')
+        r = chat(chat_env(home, srv, KIMICTL_LUA_DIR=lua))
+        check(r.returncode == 0, r.stderr)
+        h = srv.requests()[-1]["headers"]
+        check(h.get("x-extra") == "yes" and h["user-agent"].startswith("kimictl/"), h)
+
+
+@test
+def idle_timeout_from_a_patch():
+    with Home() as home, Server("fake_openai.py") as srv:
+        lua = os.path.join(home.path, "lua")
+        write(os.path.join(lua, "user.lua"),
+              "return { providers = { openai = { timeouts = { idle_ms = 500 } } } }\n")
+        r = chat(chat_env(home, srv, KIMICTL_LUA_DIR=lua), "slow")
+        check(r.returncode == 1 and "sent nothing for 500 ms" in r.stderr, r.stderr)
+
+
+@test
+def lua_errors_are_clean_and_traceback_only_in_debug():
+    with Home() as home, Server("fake_openai.py") as srv:
+        lua = os.path.join(home.path, "lua")
+        write(os.path.join(lua, "providers/openai.lua"), 'local t = nil\nreturn t.boom\n')
+        r = chat(chat_env(home, srv, KIMICTL_LUA_DIR=lua))
+        check(r.returncode == 1, "exit %d" % r.returncode)
+        check("providers/openai.lua:2" in r.stderr and "stack traceback" not in r.stderr, r.stderr)
+        check("Segmentation" not in r.stderr, r.stderr)
+        r = chat(chat_env(home, srv, KIMICTL_LUA_DIR=lua, KIMICTL_LOG="debug"))
+        check(r.returncode == 1 and "stack traceback" in r.stderr, r.stderr)
+
+
+@test
+def connections_are_reused_within_a_process():
+    with Home() as home, Server("fake_openai.py") as srv:
+        script = os.path.join(home.path, "three.lua")
+        write(script, """
+local core = require "core"
+for i = 1, 3 do
+  local res, err = core.http.request{ url = ... }
+  assert(res and res.status == 200, err)
+end
+""")
+        r = run(["lua", script, srv.url() + "/v1/models"], home.env())
+        check(r.returncode == 0, r.stderr)
+        peers = {q["peer"] for q in srv.requests()}
+        check(len(srv.requests()) == 3 and len(peers) == 1, "connections used: %s" % peers)
