@@ -120,7 +120,7 @@ test: kimictl $(TEST_BINS)
 	tests/run.sh
 
 bench: kimictl
-	tests/bench.sh
+	python3 tests/bench.py
 
 clean:
 	rm -rf kimictl $(B)/obj $(B)/gen $(B)/tests

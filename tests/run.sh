@@ -1,0 +1,34 @@
+#!/bin/sh
+# Run every test suite; each prints one "ok"/"not ok" line per test. Ends with
+# "N passed, N failed" and exits non-zero if anything failed.
+set -u
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+suite() {   # suite NAME COMMAND...
+  echo "== $1"
+  shift
+  "$@" 2>&1 | tee -a "$log" | grep -v '^ok ' || true
+}
+
+# lua-cjson's own suite, against our patched copy: one line for the whole of it.
+upstream_cjson() {
+  if out=$(build/tests/test_json --upstream build/src/cjson/tests 2>&1); then
+    echo "ok - upstream lua-cjson suite: $(echo "$out" | grep -ac ': PASS') checks"
+  else
+    echo "not ok - upstream lua-cjson suite"
+    echo "$out" | grep -a 'FAIL\|Summary' | sed 's/^/#   /'
+  fi
+}
+
+suite "C: SSE parser" build/tests/test_sse
+suite "C: JSON numbers" build/tests/test_json
+suite "C: lua-cjson upstream" upstream_cjson
+suite "Lua units (run by kimictl)" ./kimictl lua tests/lua/harness.lua tests/lua/test_*.lua
+suite "End to end" python3 tests/e2e/run.py
+
+passed=$(grep -c '^ok ' "$log")
+failed=$(grep -c '^not ok ' "$log")
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
