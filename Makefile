@@ -16,7 +16,7 @@ LUA_O    := lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopco
             lparser lstate lstring ltable ltm lundump lvm lzio lauxlib lbaselib \
             lcorolib ldblib liolib lmathlib loadlib loslib lstrlib ltablib lutf8lib linit
 CJSON_O  := lua_cjson strbuf fpconv
-CORE_O   := sse http tls fs log
+CORE_O   := sse http tls anchors fs log
 API_O    := core http json fs log proc
 LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
@@ -35,7 +35,7 @@ DEFS     := -DKIMICTL_VERSION='"$(VERSION)"' -DCURL_STATICLIB
 .PHONY: all test bench clean distclean
 all: kimictl
 
-kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/cacert.o \
+kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
          $(CJSON_OBJS) $(LUA_OBJS) $(LIBCURL) $(LIBBEARSSL)
 	$(CC) $(LDFLAGS) -o $@.tmp $^ -lm
 	strip $@.tmp
@@ -95,20 +95,25 @@ $(B)/obj/main.o: src/main.c $(wildcard src/*.h src/api/*.h) $(call STAMP,lua)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
 
-# Lua sources and the CA bundle become C arrays (POSIX od and sed, no xxd).
+# Lua sources become C arrays (POSIX od and sed, no xxd).
 $(B)/gen/embed.c: $(LUA_SRC) src/embed.sh
 	@mkdir -p $(@D)
 	src/embed.sh lua $(LUA_SRC) > $@.tmp && mv $@.tmp $@
 
-$(B)/gen/cacert.c: $(CA_BUNDLE) src/embed.sh
+# The CA bundle becomes BearSSL trust anchors in C, so the binary never decodes its roots.
+$(B)/gen/roots.c: $(CA_BUNDLE) $(B)/tools/mkanchors
 	@mkdir -p $(@D)
-	src/embed.sh --blob cacert_pem $(CA_BUNDLE) > $@.tmp && mv $@.tmp $@
+	$(B)/tools/mkanchors $(CA_BUNDLE) > $@.tmp && mv $@.tmp $@
 
-$(B)/obj/%.o: $(B)/gen/%.c src/embed.h
-	$(CC) $(CFLAGS) -Isrc -c -o $@ $<
+$(B)/tools/mkanchors: src/mkanchors.c $(B)/obj/core/anchors.o $(B)/obj/core/fs.o $(LIBBEARSSL)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
+
+$(B)/obj/%.o: $(B)/gen/%.c src/embed.h $(call STAMP,bearssl)
+	$(CC) $(CFLAGS) -Isrc -I$(SRCDIR)/bearssl/inc -c -o $@ $<
 
 # --- tests and benchmark
-TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json
+TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json $(B)/tests/test_anchors
 $(B)/tests/test_sse: tests/c/test_sse.c $(B)/obj/core/sse.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
@@ -116,8 +121,12 @@ $(B)/tests/test_json: tests/c/test_json.c $(CJSON_OBJS) $(LUA_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^ -lm
 
+$(B)/tests/test_anchors: tests/c/test_anchors.c $(B)/obj/roots.o $(B)/obj/core/anchors.o $(B)/obj/core/fs.o $(LIBBEARSSL)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
+
 test: kimictl $(TEST_BINS)
-	tests/run.sh
+	CA_BUNDLE=$(CA_BUNDLE) tests/run.sh
 
 bench: kimictl
 	python3 tests/bench.py

@@ -1,4 +1,4 @@
-/* Files compiled into the binary: the Lua sources and the default CA bundle. */
+/* Files compiled into the binary: the Lua sources. */
 #ifndef KIMICTL_EMBED_H
 #define KIMICTL_EMBED_H
 #include <stddef.h>
@@ -10,7 +10,5 @@ struct embedded_file {
 };
 
 extern const struct embedded_file embedded_lua[];  /* ends with a NULL name */
-extern const unsigned char cacert_pem[];           /* Mozilla roots, PEM */
-extern const size_t cacert_pem_len;
 
 #endif

@@ -1,0 +1,95 @@
+/* PEM certificates -> BearSSL trust anchors (subject DN, key, CA flag). */
+#include "anchors.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct bytes { unsigned char *p; size_t len, cap; int oom; };
+
+static void bytes_add(void *ctx, const void *src, size_t n) {
+  struct bytes *b = ctx;
+  if (b->oom) return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 1024;
+    while (cap < b->len + n) cap *= 2;
+    unsigned char *p = realloc(b->p, cap);
+    if (!p) { b->oom = 1; return; }
+    b->p = p, b->cap = cap;
+  }
+  memcpy(b->p + b->len, src, n);
+  b->len += n;
+}
+
+static void *dup_mem(const void *p, size_t n) {
+  void *q = malloc(n ? n : 1);
+  if (q) memcpy(q, p, n);
+  return q;
+}
+
+/* One DER certificate -> one trust anchor (subject DN and public key). */
+static int anchor_from_der(br_x509_trust_anchor *ta, const unsigned char *der, size_t len) {
+  br_x509_decoder_context dc;
+  struct bytes dn = { 0 };
+  br_x509_decoder_init(&dc, bytes_add, &dn);
+  br_x509_decoder_push(&dc, der, len);
+  const br_x509_pkey *pk = br_x509_decoder_get_pkey(&dc);
+  if (!pk || dn.oom) { free(dn.p); return -1; }
+  memset(ta, 0, sizeof *ta);
+  ta->dn.data = dn.p;
+  ta->dn.len = dn.len;
+  ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
+  ta->pkey.key_type = pk->key_type;
+  if (pk->key_type == BR_KEYTYPE_RSA) {
+    ta->pkey.key.rsa.n = dup_mem(pk->key.rsa.n, pk->key.rsa.nlen);
+    ta->pkey.key.rsa.nlen = pk->key.rsa.nlen;
+    ta->pkey.key.rsa.e = dup_mem(pk->key.rsa.e, pk->key.rsa.elen);
+    ta->pkey.key.rsa.elen = pk->key.rsa.elen;
+  } else if (pk->key_type == BR_KEYTYPE_EC) {
+    ta->pkey.key.ec.curve = pk->key.ec.curve;
+    ta->pkey.key.ec.q = dup_mem(pk->key.ec.q, pk->key.ec.qlen);
+    ta->pkey.key.ec.qlen = pk->key.ec.qlen;
+  } else {
+    free(dn.p);
+    return -1;
+  }
+  return 0;
+}
+
+/* Every CERTIFICATE in a PEM bundle; other objects and undecodable certificates are skipped. */
+size_t anchors_from_pem(const unsigned char *pem, size_t len, br_x509_trust_anchor **out) {
+  br_pem_decoder_context pc;
+  struct bytes der = { 0 };
+  br_x509_trust_anchor *tas = NULL;
+  size_t n = 0, cap = 0;
+  int in_cert = 0;
+  br_pem_decoder_init(&pc);
+  while (len > 0) {
+    size_t used = br_pem_decoder_push(&pc, pem, len);
+    pem += used, len -= used;
+    switch (br_pem_decoder_event(&pc)) {
+    case BR_PEM_BEGIN_OBJ:
+      in_cert = strcmp(br_pem_decoder_name(&pc), "CERTIFICATE") == 0 ||
+                strcmp(br_pem_decoder_name(&pc), "X509 CERTIFICATE") == 0;
+      der.len = 0;
+      br_pem_decoder_setdest(&pc, in_cert ? bytes_add : NULL, &der);
+      break;
+    case BR_PEM_END_OBJ:
+      if (in_cert && !der.oom) {
+        if (n == cap) {
+          br_x509_trust_anchor *grown = realloc(tas, (cap = cap ? cap * 2 : 64) * sizeof *tas);
+          if (!grown) goto done;
+          tas = grown;
+        }
+        if (anchor_from_der(&tas[n], der.p, der.len) == 0) n++;
+      }
+      in_cert = 0;
+      break;
+    case BR_PEM_ERROR:
+      goto done;
+    }
+  }
+done:
+  free(der.p);
+  *out = tas;
+  return n;
+}
