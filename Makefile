@@ -16,8 +16,8 @@ LUA_O    := lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopco
             lparser lstate lstring ltable ltm lundump lvm lzio lauxlib lbaselib \
             lcorolib ldblib liolib lmathlib loadlib loslib lstrlib ltablib lutf8lib linit
 CJSON_O  := lua_cjson strbuf fpconv
-CORE_O   := sse http tls anchors fs log
-API_O    := core http json fs log proc
+CORE_O   := sse http tls anchors fs log token
+API_O    := core http json fs log proc token
 LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
 LUA_OBJS   := $(LUA_O:%=$(B)/obj/lua/%.o)

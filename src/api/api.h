@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 
 #define MT_LOCK "kimictl.Lock"
+#define MT_TOKEN_LOCK "kimictl.TokenLock"
 
 int luaopen_core(lua_State *L);
 int luaopen_core_http(lua_State *L);
@@ -12,6 +13,7 @@ int luaopen_core_json(lua_State *L);
 int luaopen_core_fs(lua_State *L);
 int luaopen_core_log(lua_State *L);
 int luaopen_core_proc(lua_State *L);
+int luaopen_core_token(lua_State *L);
 int luaopen_cjson(lua_State *L);   /* from lua-cjson */
 
 /* Raise an error naming an option that the function does not know. */

@@ -33,7 +33,8 @@ lua_Integer api_opt_int(lua_State *L, int idx, const char *key, lua_Integer def)
 
 static const struct { const char *name; lua_CFunction open; } submodules[] = {
   { "http", luaopen_core_http }, { "json", luaopen_core_json }, { "fs", luaopen_core_fs },
-  { "log", luaopen_core_log },   { "proc", luaopen_core_proc }, { NULL, NULL }
+  { "log", luaopen_core_log },   { "proc", luaopen_core_proc }, { "token", luaopen_core_token },
+  { NULL, NULL }
 };
 
 /* The user's Lua directory: $KIMICTL_LUA_DIR, $XDG_CONFIG_HOME/kimictl/lua, ~/.config/kimictl/lua. */
