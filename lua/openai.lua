@@ -1,5 +1,6 @@
 -- The OpenAI chat-completions dialect: the request body, and the answer read as a stream.
 local core = require "core"
+local client = require "client"
 local provider = require "provider"
 
 local openai = {}
@@ -36,14 +37,14 @@ local function take_chunk(chunk, result, on)
   if type(choice.usage) == "table" then result.usage = choice.usage end
 end
 
--- openai.stream(p, params, on) -> result | nil, message, kind, hint
+-- openai.stream(p, params, on[, ctx]) -> result | nil, message, kind, hint
 -- on.text(s) and on.reasoning(s) are called as pieces arrive. result: text, reasoning,
 -- finish_reason, usage. kind: "http" for an error answer, "stream" for a broken stream,
 -- or core.http's kind (dns, connect, tls, timeout, reset, ...).
-function openai.stream(p, params, on)
+function openai.stream(p, params, on, ctx)
   local result = { text = {}, reasoning = {}, done = false }
   local broken
-  local res, err, kind, hint = provider.request(p, {
+  local res, err, kind, hint = client.request(p, {
     path = "/chat/completions",
     body = openai.chat_body(params),
     headers = { Accept = "text/event-stream" },
@@ -63,7 +64,7 @@ function openai.stream(p, params, on)
       end
       take_chunk(chunk, result, on)
     end,
-  })
+  }, ctx)
   if not res then return nil, err, kind, hint end
   if res.status < 200 or res.status > 299 then
     local msg, h = provider.explain(p, res)

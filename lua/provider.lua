@@ -1,5 +1,5 @@
--- Providers: load one by name (the user's copy first), apply user.lua patches, resolve
--- its settings, and send every request through one path.
+-- Providers: load one by name (the user's copy first), apply user.lua patches, and
+-- resolve its settings. Requests go through client.lua.
 local core = require "core"
 
 local provider = {}
@@ -58,31 +58,18 @@ local function from_env(names)
 end
 provider.from_env = from_env
 
-function provider.base_url(p)
-  return ((from_env(p.base_url_env) or p.base_url or ""):gsub("/+$", ""))
+-- The base URL: the environment first, then the region's (if the profile chose one), then the default.
+function provider.base_url(p, region)
+  local r = region and p.regions and p.regions[region]
+  return ((from_env(p.base_url_env) or (r and r.api) or p.base_url or ""):gsub("/+$", ""))
 end
 
 function provider.default_model(p)
   return from_env(p.model_env) or p.default_model
 end
 
--- provider.credentials(p) -> { authorization = "Bearer ..." } | nil, message, hint
-function provider.credentials(p)
-  if p.auth == "none" then return {} end
-  if p.auth == "api_key" then
-    local key = from_env(p.api_key_env) or p.api_key
-    if not key then
-      local names = table.concat(p.api_key_env or {}, " or ")
-      return nil, ("no API key for provider '%s'"):format(p.name),
-        names ~= "" and ("Set " .. names .. ".") or nil
-    end
-    return { authorization = "Bearer " .. key }
-  end
-  if type(p.credentials) == "function" then return p.credentials(p) end
-  return nil, ("provider '%s' has auth '%s', which kimictl does not know"):format(p.name, tostring(p.auth))
-end
-
 -- All headers of a request: the provider's, then the credentials, then the request's own.
+-- A provider header may be a function(provider) -> value; false drops it.
 function provider.headers(p, creds, extra)
   local h = {}
   for k, v in pairs(p.headers or {}) do
@@ -92,31 +79,6 @@ function provider.headers(p, creds, extra)
   if creds.authorization then h["Authorization"] = creds.authorization end
   for k, v in pairs(extra or {}) do h[k] = v end
   return h
-end
-
--- provider.request(p, req) -> res | nil, message, kind, hint
--- req: { method=, path=, body= (string or table, sent as JSON), headers=, on_event=, timeout_ms= }
-function provider.request(p, req)
-  local creds, err, hint = provider.credentials(p)
-  if not creds then return nil, err, "auth", hint end
-  local body = req.body
-  local extra = req.headers or {}
-  if type(body) == "table" then
-    body = core.json.encode(body)
-    extra["Content-Type"] = extra["Content-Type"] or "application/json"
-  end
-  local t = p.timeouts or {}
-  core.log.debug(("%s %s%s"):format(req.method or (body and "POST" or "GET"), provider.base_url(p), req.path))
-  return core.http.request {
-    method = req.method,
-    url = provider.base_url(p) .. req.path,
-    headers = provider.headers(p, creds, extra),
-    body = body,
-    on_event = req.on_event,
-    timeout_ms = req.timeout_ms or t.total_ms,
-    connect_timeout_ms = t.connect_ms,
-    idle_timeout_ms = req.idle_timeout_ms or t.idle_ms,
-  }
 end
 
 -- What an HTTP error answer means: "HTTP 401: message (type)" and a hint for the user.

@@ -6,10 +6,11 @@ local provider = require "provider"
 
 local spec = {
   summary = "Send a prompt to a model and stream the answer to stdout as it arrives.",
-  usage = "kimictl chat -p PROMPT [--provider NAME] [--model ID]",
+  usage = "kimictl chat -p PROMPT [--provider NAME] [--profile NAME] [--model ID]",
   options = {
     { "-p", "--prompt", value = "PROMPT", help = "the prompt (read from stdin when not given)" },
-    { nil, "--provider", value = "NAME", help = "provider to use (default: $KIMICTL_PROVIDER or openai)" },
+    { nil, "--provider", value = "NAME", help = "provider to use (default: $KIMICTL_PROVIDER or kimi)" },
+    { "-P", "--profile", value = "NAME", help = "which login of the provider (default: default)" },
     { "-m", "--model", value = "ID", help = "model id (default: the provider's, e.g. $OPENAI_MODEL)" },
     { "-s", "--system", value = "TEXT", help = "a system prompt" },
     { "-h", "--help", help = "show this help" },
@@ -31,7 +32,7 @@ end
 function spec.run(opts)
   local prompt = read_prompt(opts)
   if not prompt then return cli.usage_error(spec, "no prompt: pass -p PROMPT or pipe one on stdin") end
-  local p, err = provider.load(opts.provider or os.getenv("KIMICTL_PROVIDER") or "openai")
+  local p, err = provider.load(opts.provider or os.getenv("KIMICTL_PROVIDER") or "kimi")
   if not p then return cli.fail(err, "Providers are the files in lua/providers/; yours go in " ..
     tostring(core.lua_dir) .. "/providers/.") end
   local model = opts.model or provider.default_model(p)
@@ -47,7 +48,8 @@ function spec.run(opts)
     io.stdout:flush()
     last = s:sub(-1)
   end
-  local result, msg, _, hint = openai.stream(p, { model = model, messages = messages }, { text = out })
+  local result, msg, _, hint = openai.stream(p, { model = model, messages = messages }, { text = out },
+    { profile = opts.profile })
   if last ~= "\n" then io.stdout:write("\n") end
   if not result then return cli.fail(msg, hint) end
   return cli.EXIT_OK

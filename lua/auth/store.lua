@@ -1,0 +1,118 @@
+-- Credential files shared with the official Kimi clients: where they are, their two
+-- formats, reading them strictly and writing them atomically under their own locks.
+local core = require "core"
+local paths = require "paths"
+
+local store = {}
+
+-- Kimi CLI's store: <share>/credentials/kimi-code.json, flock on kimi-code.lock beside it.
+function store.kimi_cli(share_dir)
+  local dir = share_dir .. "/credentials"
+  return { kind = "kimi-cli", dir = dir, path = dir .. "/kimi-code.json",
+           lock_path = dir .. "/kimi-code.lock", lock_kind = "flock", shared_with = "Kimi CLI" }
+end
+
+-- kimi-code's store: <home>/credentials/kimi-code.json, lock directory <home>/oauth/kimi-code.lock.
+function store.kimi_code(home)
+  return { kind = "kimi-code", dir = home .. "/credentials", path = home .. "/credentials/kimi-code.json",
+           lock_path = home .. "/oauth/kimi-code.lock", lock_kind = "dir", sentinel = home .. "/oauth/kimi-code",
+           shared_with = "kimi-code" }
+end
+
+-- kimictl's own store for a named profile, in Kimi CLI's format.
+function store.kimictl(provider, profile)
+  local dir = paths.config_dir() .. "/credentials"
+  local base = dir .. "/" .. provider .. "-" .. profile
+  return { kind = "kimictl", dir = dir, path = base .. ".json", lock_path = base .. ".lock",
+           lock_kind = "flock" }
+end
+
+local function is_str(v) return type(v) == "string" end
+local function is_num(v) return math.type(v) ~= nil end
+
+-- store.read(s) -> cred | nil, message, code ("missing", "corrupt", "io")
+-- Never changes the file: a file kimictl cannot read is reported and left as it is.
+function store.read(s)
+  local text, err, code = core.fs.read(s.path)
+  if not text then
+    if code == "ENOENT" then return nil, "no login stored in " .. paths.show(s.path), "missing" end
+    return nil, ("cannot read %s: %s"):format(paths.show(s.path), err), "io"
+  end
+  local doc, jerr = core.json.decode(text)
+  local why
+  if type(doc) ~= "table" then
+    why = jerr or "not a JSON object"
+  elseif not is_str(doc.access_token) or not is_str(doc.refresh_token) then
+    why = "access_token and refresh_token must be strings"
+  elseif doc.expires_at ~= nil and not is_num(doc.expires_at) then
+    why = "expires_at must be a number"
+  end
+  if why then
+    return nil, ("the credential file %s is damaged (%s); kimictl left it untouched. " ..
+      "Run 'kimictl login' to replace it."):format(paths.show(s.path), why), "corrupt"
+  end
+  return {
+    access_token = doc.access_token, refresh_token = doc.refresh_token,
+    expires_at = is_num(doc.expires_at) and doc.expires_at or 0,
+    expires_in = is_num(doc.expires_in) and doc.expires_in or 0,
+    scope = is_str(doc.scope) and doc.scope or "", token_type = is_str(doc.token_type) and doc.token_type or "Bearer",
+  }
+end
+
+-- A float as Python's json.dumps writes it: the shortest text that reads back the same,
+-- always with a fraction or an exponent.
+local function float_text(x)
+  local s
+  for digits = 15, 17 do
+    s = ("%." .. digits .. "g"):format(x)
+    if tonumber(s) == x then break end
+  end
+  if not s:find("[%.eEn]") then s = s .. ".0" end
+  return s
+end
+
+local FIELDS = { "access_token", "refresh_token", "expires_at", "scope", "token_type", "expires_in" }
+
+-- The file's text in the store's own format: Kimi CLI writes compact JSON with float times;
+-- kimi-code writes indented JSON with an integer expires_at and a final newline.
+function store.encode(s, cred)
+  local parts = {}
+  for _, k in ipairs(FIELDS) do
+    local v = cred[k]
+    local text
+    if k == "expires_at" and s.kind == "kimi-code" then text = ("%d"):format(math.floor(v))
+    elseif k == "expires_at" or k == "expires_in" then text = float_text(v + 0.0)
+    else text = core.json.encode(v) end
+    parts[#parts + 1] = core.json.encode(k) .. (s.kind == "kimi-code" and ": " or ":") .. text
+  end
+  if s.kind == "kimi-code" then return "{\n  " .. table.concat(parts, ",\n  ") .. "\n}\n" end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- store.write(s, cred) -> true | nil, message. 0600 file in a 0700 directory, replaced atomically.
+function store.write(s, cred)
+  local ok, err = core.fs.mkdir(s.dir, "0700")
+  if ok then ok, err = core.fs.write_atomic(s.path, store.encode(s, cred), "0600") end
+  if not ok then return nil, ("cannot save the login to %s: %s"):format(paths.show(s.path), err) end
+  return true
+end
+
+-- store.lock(s, timeout_ms) -> lock | nil, message, code. Release with lock:unlock() or <close>.
+function store.lock(s, timeout_ms)
+  local ok, err = core.fs.mkdir(paths.dirname(s.lock_path), "0700")
+  if not ok then return nil, err end
+  if s.sentinel and not core.fs.stat(s.sentinel) then core.fs.write_atomic(s.sentinel, "", "0600") end
+  return core.token.lock(s.lock_path, s.lock_kind, timeout_ms)
+end
+
+-- store.remove(s) -> true | nil, message: logout, under the store's lock.
+function store.remove(s, timeout_ms)
+  local lock, err = store.lock(s, timeout_ms)
+  if not lock then return nil, err end
+  local ok, rerr, code = core.fs.remove(s.path)
+  lock:unlock()
+  if not ok and code ~= "ENOENT" then return nil, rerr end
+  return true
+end
+
+return store

@@ -1,0 +1,101 @@
+-- Kimi Code subscription: OAuth device login shared with Kimi CLI, the coding API, and
+-- plain-word explanations of its refusals. Every header is here for you to change (README).
+local core = require "core"
+local paths = require "paths"
+
+-- Kimi CLI's device id file: 32 lowercase hex digits (a UUID v4 without dashes), 0600.
+local device_id
+local function get_device_id(p)
+  if device_id then return device_id end
+  local share = os.getenv(p.oauth.share_dir_env[1])
+  local path = ((share and share ~= "") and share or (paths.home() .. "/" .. p.oauth.share_dir)) .. "/device_id"
+  local id = core.fs.read(path)
+  id = id and id:match("^%s*(%x+)%s*$")
+  if not id then
+    local hex = assert(core.proc.random_hex(16))
+    local b7 = (tonumber(hex:sub(13, 14), 16) & 0x0f) | 0x40       -- version 4
+    local b9 = (tonumber(hex:sub(17, 18), 16) & 0x3f) | 0x80       -- RFC 4122 variant
+    id = hex:sub(1, 12) .. ("%02x"):format(b7) .. hex:sub(15, 16) .. ("%02x"):format(b9) .. hex:sub(19)
+    if core.fs.mkdir(paths.dirname(path), "0700") then core.fs.write_atomic(path, id, "0600") end
+  end
+  device_id = id
+  return id
+end
+
+-- Header values must be printable ASCII.
+local function ascii(s) return (tostring(s):gsub("[^\32-\126]", "?")) end
+local function uname() return core.proc.uname() end
+
+local identity = {
+  ["X-Msh-Platform"] = "kimictl",
+  ["X-Msh-Version"] = core.version,
+  ["X-Msh-Device-Id"] = get_device_id,
+  ["X-Msh-Device-Name"] = function() return ascii(uname().nodename) end,
+  ["X-Msh-Device-Model"] = function()
+    local u = uname()
+    return ascii(("%s %s %s"):format(u.sysname, u.release, u.machine))
+  end,
+  ["X-Msh-Os-Version"] = function() return ascii(uname().version) end,
+}
+
+local headers = { ["User-Agent"] = "kimictl/" .. core.version }
+for k, v in pairs(identity) do headers[k] = v end
+
+local TERMINATED = [[Kimi For Coding admits only the coding agents on its allow-list, judged by the
+User-Agent and X-Msh-Platform headers. kimictl identifies itself honestly (User-Agent: kimictl/%s),
+and Kimi has answered that this client is not on the list. Kimi's rules forbid sending another
+client's identity (accounts have been suspended for it), so kimictl will not pretend. You can:
+  - ask Moonshot to allow-list kimictl under its own name, or
+  - use a Moonshot platform API key instead: kimictl login --provider moonshot --api-key-stdin]]
+
+return {
+  name = "kimi",
+  description = "Kimi Code subscription (OAuth device login, shared with Kimi CLI)",
+  api = "openai",
+  auth = "oauth",
+  base_url = "https://api.kimi.com/coding/v1",
+  base_url_env = { "KIMI_CODE_BASE_URL", "KIMI_BASE_URL" },
+  api_key_env = { "KIMI_API_KEY" },          -- a static key instead of the OAuth login
+  default_model = "kimi-for-coding",
+  model_env = { "KIMI_MODEL_NAME" },
+  regions = {
+    ["mainland-cn"] = { oauth = "https://auth.kimi.com", api = "https://api.kimi.com/coding/v1" },
+    global = { oauth = "https://auth.kimi.ai", api = "https://api.kimi.ai/coding/v1" },
+  },
+  oauth = {
+    host = "https://auth.kimi.com",
+    host_env = { "KIMI_CODE_OAUTH_HOST", "KIMI_OAUTH_HOST" },
+    client_id = "17e5f671-d194-4dfb-9706-5516cb48c098",
+    device_path = "/api/oauth/device_authorization",
+    token_path = "/api/oauth/token",
+    headers = identity,                      -- OAuth requests carry the X-Msh-* set only
+    share_dir = ".kimi", share_dir_env = { "KIMI_SHARE_DIR" },
+    successor_dir = ".kimi-code", successor_dir_env = { "KIMI_CODE_HOME" },
+    slow_down_ms = 5000,                     -- added to the poll interval on slow_down (RFC 8628)
+    retry_delays_ms = { 1000, 2000 },        -- refresh retries on 429, 5xx and network errors
+    reread_ms = 1000,                        -- wait before re-reading after a refused refresh
+    rejected_ttl_s = 300,
+    lock_timeout_ms = 60000,
+  },
+  headers = headers,
+  timeouts = { connect_ms = 15000, idle_ms = 300000, total_ms = 0 },
+  hints = {
+    [401] = "Your Kimi login has expired or was revoked: run 'kimictl login'.",
+    [402] = "Your Kimi Code membership has expired: renew it on kimi.com, then try again.",
+    [404] = "Not found: check the model name ('kimictl doctor' lists the models) and KIMI_CODE_BASE_URL.",
+    [429] = "Kimi is rate-limiting this account: wait a little and try again.",
+  },
+  -- A refusal explained: what happened, why, and what to do.
+  explain = function(p, res, doc)
+    local e = type(doc) == "table" and type(doc.error) == "table" and doc.error or {}
+    local text = tostring(e.message or res.body or ""):lower()
+    if res.status == 403 and e.type == "access_terminated_error" then
+      return nil, TERMINATED:format(core.version)
+    elseif res.status == 403 and text:find("limit") then
+      return nil, "You have used this period's quota of your plan: 'kimictl usage' shows when it resets."
+    elseif res.status == 429 and text:find("insufficient balance") then
+      return nil, "Kimi says the balance is insufficient: this usually means the wrong region. " ..
+        "Log in with 'kimictl login --region global' (kimi.ai accounts) or '--region mainland-cn' (kimi.com)."
+    end
+  end,
+}
