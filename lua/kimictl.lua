@@ -5,6 +5,11 @@ local cli = require "cli"
 -- Each command lives in lua/commands/<name>.lua and returns a spec with a run function.
 local commands = {
   { "chat", "Send a prompt and stream the answer" },
+  { "login", "Sign in to Kimi Code, or save an API key" },
+  { "logout", "Forget a login" },
+  { "auth", "Show logins (auth status) or print a fresh token (auth token)" },
+  { "doctor", "Check configuration, login and connection, and name what is wrong" },
+  { "usage", "Show the plan's quota and when it resets" },
   { "help", "Show help for kimictl or one command" },
   { "version", "Print the version" },
   { "lua", "Run a Lua script with kimictl's modules (for tests and tinkering)" },
