@@ -32,7 +32,9 @@ local NET = {
 }
 
 local function classify(p, res, err, kind, hint)
-  if not res then return { cause = kind or "failed", detail = err, fix = hint or NET[kind] } end
+  if not res then
+    return { cause = kind == "auth" and "auth_expired" or kind or "failed", detail = err, fix = hint or NET[kind] }
+  end
   local msg, fix = provider.explain(p, res)
   local doc = core.json.decode(res.body or "")
   local e = type(doc) == "table" and type(doc.error) == "table" and doc.error or {}

@@ -37,6 +37,7 @@ local function first(t, ...)
   for _, k in ipairs({ ... }) do
     if t[k] ~= nil and t[k] ~= core.json.null then return t[k] end
   end
+  return nil
 end
 
 -- One quota window in a common shape: name, used, limit, resets_at.

@@ -1,0 +1,179 @@
+"""A fake Kimi: the OAuth service (device login, refresh) and the coding API, on one port.
+It behaves as KIMI-API.md describes: refresh tokens rotate and the old one dies at once,
+access tokens expire, an unknown or expired token gets 401, and it can refuse clients.
+
+Options:
+  --interval S           poll interval it tells clients (seconds, may be fractional)
+  --device-script S      answers to polls, per device code: "pending,slow_down,ok;pending,expired"
+                         (words: pending, slow_down, expired, denied, ok; ok after the list)
+  --ttl S                access token lifetime it enforces (default 900)
+  --expires-in S         expires_in it announces (default: the ttl)
+  --refresh-delay S      time each refresh takes (lets concurrent clients pile up)
+  --allowed-agents A,B   only these User-Agent prefixes may use the coding API (else 403)
+  --api-error KIND       every coding API call fails: 401, 402, 403-weekly, 429-balance, 429, 500
+Test endpoints: POST /_seed -> a valid token pair; POST /_revoke {"refresh_token"};
+GET /_stats -> counters."""
+import json
+import threading
+import time
+import urllib.parse
+
+from fakeserver import Handler, serve
+
+STATE = {"lock": threading.Lock(), "n": 0, "access": {}, "refresh": set(), "device": {},
+         "stats": {"refresh_calls": 0, "refresh_ok": 0, "device_auth": 0, "device_polls": 0}}
+OPTS = {}
+
+
+def issue():
+    """A new token pair; the caller holds the lock."""
+    STATE["n"] += 1
+    n = STATE["n"]
+    at, rt = "at-%d-%s" % (n, "x" * 24), "rt-%d-%s" % (n, "y" * 24)
+    STATE["access"][at] = time.time() + OPTS["ttl"]
+    STATE["refresh"].add(rt)
+    return {"access_token": at, "refresh_token": rt, "expires_in": OPTS["expires_in"],
+            "scope": "kimi-code", "token_type": "Bearer"}
+
+
+class Kimi(Handler):
+    def form(self, body):
+        return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+
+    def do_GET(self):
+        self.record(b"")
+        if self.route == "/_stats":
+            return self.send_json(200, STATE["stats"])
+        self.coding_api(None)
+
+    def do_POST(self):
+        body = self.read_body()
+        self.record(body)
+        r = self.route
+        if r == "/_seed":
+            with STATE["lock"]:
+                return self.send_json(200, issue())
+        if r == "/_revoke":
+            with STATE["lock"]:
+                STATE["refresh"].discard(json.loads(body)["refresh_token"])
+            return self.send_json(200, {})
+        if r == "/api/oauth/device_authorization":
+            return self.device_authorization(self.form(body))
+        if r == "/api/oauth/token":
+            return self.token(self.form(body))
+        self.coding_api(body)
+
+    def device_authorization(self, f):
+        if f.get("client_id") != "17e5f671-d194-4dfb-9706-5516cb48c098":
+            return self.send_json(400, {"error": "invalid_client"})
+        with STATE["lock"]:
+            STATE["stats"]["device_auth"] += 1
+            k = STATE["stats"]["device_auth"]
+            scripts = OPTS["device_script"]
+            steps = scripts[k - 1] if k - 1 < len(scripts) else []
+            code = "dc-%d" % k
+            STATE["device"][code] = list(steps)
+        self.send_json(200, {"device_code": code, "user_code": "USER-%04d" % k,
+                             "verification_uri": "https://www.kimi.com/code/authorize_device",
+                             "verification_uri_complete": "https://www.kimi.com/code/authorize_device?user_code=USER-%04d" % k,
+                             "expires_in": 600, "interval": OPTS["interval"]})
+
+    def token(self, f):
+        grant = f.get("grant_type")
+        if grant == "urn:ietf:params:oauth:grant-type:device_code":
+            with STATE["lock"]:
+                STATE["stats"]["device_polls"] += 1
+                steps = STATE["device"].get(f.get("device_code"))
+                if steps is None:
+                    return self.send_json(400, {"error": "invalid_grant"})
+                step = steps.pop(0) if steps else "ok"
+                if step == "ok":
+                    del STATE["device"][f["device_code"]]
+                    return self.send_json(200, issue())
+            errors = {"pending": "authorization_pending", "slow_down": "slow_down",
+                      "expired": "expired_token", "denied": "access_denied"}
+            return self.send_json(400, {"error": errors[step], "error_description": step})
+        if grant == "refresh_token":
+            with STATE["lock"]:
+                STATE["stats"]["refresh_calls"] += 1
+            time.sleep(OPTS["refresh_delay"])
+            with STATE["lock"]:
+                rt = f.get("refresh_token")
+                if rt not in STATE["refresh"]:
+                    return self.send_json(401, {"error": "invalid_grant",
+                                                "error_description": "The provided authorization grant is invalid"})
+                STATE["refresh"].discard(rt)   # rotation: the old one dies at once
+                STATE["stats"]["refresh_ok"] += 1
+                return self.send_json(200, issue())
+        self.send_json(400, {"error": "unsupported_grant_type"})
+
+    def refuse(self):
+        """The coding API's refusals, as Kimi words them."""
+        ua = self.headers.get("User-Agent", "")
+        allowed = OPTS["allowed_agents"]
+        if allowed and not any(ua.startswith(a) for a in allowed):
+            return 403, {"error": {"type": "access_terminated_error", "message":
+                         "Kimi For Coding is currently only available for Coding Agents such as Kimi CLI, Claude Code, Roo Code, Kilo Code, etc."}}
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        with STATE["lock"]:
+            exp = STATE["access"].get(token)
+        if exp is None or exp < time.time():
+            return 401, {"error": {"type": "invalid_authentication_error",
+                                   "message": "The API Key appears to be invalid or may have expired. Please verify your credentials and try again."}}
+        kinds = {"402": (402, "Your membership has expired"), "403-weekly": (403, "You have reached your weekly usage limit"),
+                 "429-balance": (429, "Insufficient balance"), "429": (429, "Rate limit reached"), "500": (500, "internal error")}
+        if OPTS["api_error"] in kinds:
+            status, msg = kinds[OPTS["api_error"]]
+            return status, {"error": {"type": "api_error", "message": msg}}
+        return None
+
+    def coding_api(self, body):
+        r = self.route
+        if not r.startswith("/coding/v1/"):
+            return self.send_json(404, {"error": {"message": "not found: " + r}})
+        refused = self.refuse()
+        if refused:
+            return self.send_json(*refused)
+        if r == "/coding/v1/models":
+            return self.send_json(200, {"data": [
+                {"id": "kimi-for-coding", "context_length": 262144, "supports_reasoning": True, "display_name": "Kimi for coding"},
+                {"id": "kimi-k2.6", "context_length": 262144, "supports_reasoning": True}]})
+        if r == "/coding/v1/usages":
+            return self.send_json(200, {
+                "usage": {"name": "Weekly", "limit": 1000, "used": 250, "reset_at": "2030-01-06T00:00:00Z"},
+                "limits": [{"detail": {"limit": 100, "remaining": 40, "reset_in": 3600},
+                            "window": {"duration": 300, "timeUnit": "MINUTE"}}]})
+        if r == "/coding/v1/chat/completions":
+            req = json.loads(body or b"{}")
+            if not req.get("stream"):
+                return self.send_json(200, {"id": "c", "choices": [{"index": 0, "finish_reason": "length",
+                                            "message": {"role": "assistant", "content": "OK"}}]})
+            self.start_stream()
+            for w in ["Hello", " from", " Kimi"]:
+                self.event({"choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
+            self.event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            self.event("[DONE]")
+            return self.end_stream()
+        self.send_json(404, {"error": {"message": "not found: " + r}})
+
+
+def setup(httpd, extra):
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--interval", type=float, default=1)
+    ap.add_argument("--device-script", default="")
+    ap.add_argument("--ttl", type=float, default=900)
+    ap.add_argument("--expires-in", type=float)
+    ap.add_argument("--refresh-delay", type=float, default=0)
+    ap.add_argument("--allowed-agents", default="")
+    ap.add_argument("--api-error", default="")
+    a = ap.parse_args(extra)
+    OPTS.update(interval=a.interval, ttl=a.ttl, expires_in=a.expires_in if a.expires_in is not None else a.ttl,
+                refresh_delay=a.refresh_delay, allowed_agents=[x for x in a.allowed_agents.split(",") if x],
+                api_error=a.api_error,
+                device_script=[[w for w in s.split(",") if w] for s in a.device_script.split(";")] if a.device_script else [])
+
+
+if __name__ == "__main__":
+    serve(Kimi, setup=setup)
