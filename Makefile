@@ -113,7 +113,7 @@ $(B)/obj/%.o: $(B)/gen/%.c src/embed.h $(call STAMP,bearssl)
 	$(CC) $(CFLAGS) -Isrc -I$(SRCDIR)/bearssl/inc -c -o $@ $<
 
 # --- tests and benchmark
-TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json $(B)/tests/test_anchors
+TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json $(B)/tests/test_anchors $(B)/tests/test_token
 $(B)/tests/test_sse: tests/c/test_sse.c $(B)/obj/core/sse.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
@@ -122,6 +122,10 @@ $(B)/tests/test_json: tests/c/test_json.c $(CJSON_OBJS) $(LUA_OBJS)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^ -lm
 
 $(B)/tests/test_anchors: tests/c/test_anchors.c $(B)/obj/roots.o $(B)/obj/core/anchors.o $(B)/obj/core/fs.o $(LIBBEARSSL)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
+
+$(B)/tests/test_token: tests/c/test_token.c $(B)/obj/core/token.o $(B)/obj/core/fs.o $(LIBBEARSSL)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
 

@@ -12,13 +12,14 @@ local ui = require "ui"
 
 local spec = {
   summary = "Sign in to Kimi Code (device login), or save an API key for a provider.",
-  usage = "kimictl login [--provider NAME] [--profile NAME] [--region REGION] [--no-browser] [--api-key-stdin]",
+  usage = "kimictl login [--provider NAME] [--profile NAME] [--region REGION] [--no-browser] [--api-key-stdin | --key-cmd CMD]",
   options = {
     { nil, "--provider", value = "NAME", help = "kimi (default), moonshot, openai, or one of yours" },
     { "-P", "--profile", value = "NAME", help = "name of this login (default: default)" },
     { nil, "--region", value = "REGION", help = "kimi: mainland-cn (kimi.com) or global (kimi.ai); moonshot: global or cn" },
     { nil, "--no-browser", help = "only print the sign-in address; do not open a browser" },
     { nil, "--api-key-stdin", help = "read an API key from stdin and save it in the profile" },
+    { nil, "--key-cmd", value = "CMD", help = "save a command that prints the API key (e.g. 'pass show moonshot')" },
     { "-h", "--help", help = "show this help" },
   },
   details = [[The default Kimi login is the one Kimi CLI uses (~/.kimi/credentials/kimi-code.json):
@@ -31,16 +32,24 @@ Examples:
   printf '%s\n' "$KEY" | kimictl login --provider moonshot --api-key-stdin]],
 }
 
-local function save_api_key(p, profile, region)
-  local key = io.stdin:read("l")
-  key = key and key:gsub("^%s+", ""):gsub("%s+$", "")
-  if not key or key == "" then return cli.fail("no API key on stdin", "Pipe it in: printf '%s\\n' \"$KEY\" | kimictl login --provider " .. p.name .. " --api-key-stdin") end
+-- Save an API key read from stdin, or the command that prints one, in the profile.
+local function save_api_key(p, profile, region, key_cmd)
+  local key
+  if not key_cmd then
+    key = io.stdin:read("l")
+    key = key and key:gsub("^%s+", ""):gsub("%s+$", "")
+    if not key or key == "" then
+      return cli.fail("no API key on stdin",
+        "Pipe it in: printf '%s\\n' \"$KEY\" | kimictl login --provider " .. p.name .. " --api-key-stdin")
+    end
+  end
   local entry = profiles.get(p.name, profile) or {}
-  entry.api_key, entry.key_cmd = key, nil
+  entry.api_key, entry.key_cmd = key, key_cmd
   entry.region = region or entry.region
   local ok, err = profiles.set(p.name, profile, entry)
   if not ok then return cli.fail("could not save the key: " .. err) end
-  ui.say(("Saved the API key for %s (profile '%s') in %s."):format(p.name, profile, paths.show(profiles.path())))
+  ui.say(("Saved the %s for %s (profile '%s') in %s."):format(key_cmd and "key command" or "API key",
+    p.name, profile, paths.show(profiles.path())))
   return cli.EXIT_OK
 end
 
@@ -102,7 +111,7 @@ function spec.run(opts)
     return cli.usage_error(spec, ("%s has no region '%s' (%s)"):format(p.name, opts.region,
       #names > 0 and ("choose " .. table.concat(names, " or ")) or "it has no regions"))
   end
-  if opts.api_key_stdin then return save_api_key(p, profile, opts.region) end
+  if opts.api_key_stdin or opts.key_cmd then return save_api_key(p, profile, opts.region, opts.key_cmd) end
   if p.auth ~= "oauth" then
     return cli.fail(p.name .. " signs in with an API key, not a browser",
       ("Run: printf '%%s\\n' \"$KEY\" | kimictl login --provider %s --api-key-stdin"):format(p.name), cli.EXIT_USAGE)

@@ -9,6 +9,7 @@ Options:
   --ttl S                access token lifetime it enforces (default 900)
   --expires-in S         expires_in it announces (default: the ttl)
   --refresh-delay S      time each refresh takes (lets concurrent clients pile up)
+  --refresh-fail N       the first N refresh calls answer 503
   --allowed-agents A,B   only these User-Agent prefixes may use the coding API (else 403)
   --api-error KIND       every coding API call fails: 401, 402, 403-weekly, 429-balance, 429, 500
 Test endpoints: POST /_seed -> a valid token pair; POST /_revoke {"refresh_token"};
@@ -96,6 +97,9 @@ class Kimi(Handler):
         if grant == "refresh_token":
             with STATE["lock"]:
                 STATE["stats"]["refresh_calls"] += 1
+                failing = STATE["stats"]["refresh_calls"] <= OPTS["refresh_fail"]
+            if failing:
+                return self.send_json(503, {"error": "temporarily_unavailable"})
             time.sleep(OPTS["refresh_delay"])
             with STATE["lock"]:
                 rt = f.get("refresh_token")
@@ -166,11 +170,12 @@ def setup(httpd, extra):
     ap.add_argument("--ttl", type=float, default=900)
     ap.add_argument("--expires-in", type=float)
     ap.add_argument("--refresh-delay", type=float, default=0)
+    ap.add_argument("--refresh-fail", type=int, default=0)
     ap.add_argument("--allowed-agents", default="")
     ap.add_argument("--api-error", default="")
     a = ap.parse_args(extra)
     OPTS.update(interval=a.interval, ttl=a.ttl, expires_in=a.expires_in if a.expires_in is not None else a.ttl,
-                refresh_delay=a.refresh_delay, allowed_agents=[x for x in a.allowed_agents.split(",") if x],
+                refresh_delay=a.refresh_delay, refresh_fail=a.refresh_fail, allowed_agents=[x for x in a.allowed_agents.split(",") if x],
                 api_error=a.api_error,
                 device_script=[[w for w in s.split(",") if w] for s in a.device_script.split(";")] if a.device_script else [])
 

@@ -133,6 +133,24 @@ def refresh_writes_kimi_cli_format():
 
 
 @test
+def passing_refresh_failures_are_retried():
+    with Home() as home, Server("fake_kimi.py", "--refresh-fail", "2") as srv:
+        tok = call(srv, "/_seed")
+        path = write_kimi_cli_file(home, tok, time.time() - 5)
+        r = run(["auth", "token"], kimi_env(home, srv))
+        check(r.returncode == 0, r.stderr)
+        check(call(srv, "/_stats")["refresh_calls"] == 3, "refresh calls %d" % call(srv, "/_stats")["refresh_calls"])
+        check(read_like_kimi_cli(path)["access_token"] == r.stdout.strip(), "file not updated")
+    with Home() as home, Server("fake_kimi.py", "--refresh-fail", "9") as srv:
+        tok = call(srv, "/_seed")
+        path = write_kimi_cli_file(home, tok, time.time() - 5)
+        before = open(path).read()
+        r = run(["auth", "token"], kimi_env(home, srv))
+        check(r.returncode == 1 and "HTTP 503" in r.stderr and "tried 3 times" in r.stderr, r.stderr)
+        check(open(path).read() == before, "file changed after failed refreshes")
+
+
+@test
 def thirty_two_processes_refresh_once():
     with Home() as home, Server("fake_kimi.py", "--refresh-delay", "0.3") as srv:
         tok = call(srv, "/_seed")

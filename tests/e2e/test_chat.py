@@ -264,3 +264,29 @@ end
         check(r.returncode == 0, r.stderr)
         peers = {q["peer"] for q in srv.requests()}
         check(len(srv.requests()) == 3 and len(peers) == 1, "connections used: %s" % peers)
+
+
+@test
+def a_provider_added_in_the_user_directory():
+    with Home() as home, Server("fake_openai.py") as srv:
+        lua = os.path.join(home.path, "lua")
+        write(os.path.join(lua, "providers/mine.lua"), """
+return { api = "openai", auth = "api_key", api_key_env = { "MINE_KEY" }, base_url = "%s/v1",
+  default_model = "echo", headers = { ["User-Agent"] = "kimictl-user-provider" } }
+""" % srv.url())
+        r = run(["chat", "-p", "hi", "--provider", "mine"], home.env(KIMICTL_LUA_DIR=lua, MINE_KEY="test-key"))
+        check(r.returncode == 0 and r.stdout == "Hello from the fake server\n", r.stderr)
+
+
+@test
+def key_from_a_command_in_a_profile():
+    with Home() as home, Server("fake_openai.py") as srv:
+        env = home.env(OPENAI_BASE_URL=srv.url() + "/v1")
+        r = run(["login", "--provider", "openai", "--profile", "cmd", "--key-cmd", "echo test-key"], env)
+        check(r.returncode == 0, r.stderr)
+        r = run(["chat", "-p", "hi", "--provider", "openai", "--profile", "cmd", "--model", "echo"], env)
+        check(r.returncode == 0 and r.stdout == "Hello from the fake server\n", r.stderr)
+        st = run(["auth", "status"], env).stdout
+        check("openai/cmd" in st and "from a command" in st, st)
+        r = run(["chat", "-p", "hi", "--provider", "openai", "--profile", "nope", "--model", "echo"], env)
+        check(r.returncode == 1 and "no profile 'nope'" in r.stderr, r.stderr)
