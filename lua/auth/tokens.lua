@@ -77,6 +77,14 @@ local function refresh_locked(p, st, region, opts)
   return fresh
 end
 
+-- The store's lock, saying so on a terminal when another process holds it for long.
+local function take_lock(p, st)
+  local lock, err, code = store.lock(st, 1000)
+  if lock or code ~= "ETIMEDOUT" then return lock, err end
+  if core.proc.isatty(2) then io.stderr:write("kimictl: waiting for another program to finish refreshing the login...\n") end
+  return store.lock(st, math.max(0, (p.oauth.lock_timeout_ms or 60000) - 1000))
+end
+
 -- tokens.get(p, st, region[, opts]) -> cred | nil, message, kind, hint
 -- opts.rejected_access: an access token the API just refused with 401; refresh unless the
 -- file already holds another, good one.
@@ -91,7 +99,7 @@ function tokens.get(p, st, region, opts)
   end
   if cred.access_token == "" then return revoked(st) end
   if not opts.rejected_access and not tokens.needs_refresh(cred) then return cred end
-  local lock <close>, lerr = store.lock(st, p.oauth.lock_timeout_ms or 60000)
+  local lock <close>, lerr = take_lock(p, st)
   if not lock then
     return nil, "could not take the login's lock: " .. lerr, "auth",
       "Another program (Kimi CLI?) is refreshing the same login; try again."
