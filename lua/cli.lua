@@ -5,11 +5,22 @@ local cli = {}
 
 cli.EXIT_OK, cli.EXIT_FAIL, cli.EXIT_USAGE = 0, 1, 2
 
+-- Options several commands share; every command also takes -h/--help.
+local HELP = { "-h", "--help", help = "show this help" }
+cli.opt = {
+  provider = function(default)
+    return { nil, "--provider", value = "NAME", help = "provider to use (default: " .. default .. ")" }
+  end,
+  profile = { "-P", "--profile", value = "NAME", help = "which login of the provider (default: default)" },
+  json = { nil, "--json", help = "print JSON instead of text" },
+}
+
 -- An option spec: { "-p", "--prompt", value = "PROMPT", help = "..." }; short may be nil.
 local function find_option(spec, flag)
   for _, o in ipairs(spec.options or {}) do
     if o[1] == flag or o[2] == flag then return o end
   end
+  if flag == HELP[1] or flag == HELP[2] then return HELP end
 end
 
 local function key_of(o)
@@ -53,14 +64,12 @@ end
 
 -- The help text of one command, from its spec.
 function cli.help(spec)
-  local lines = { spec.summary, "", "Usage: " .. spec.usage }
-  if spec.options and #spec.options > 0 then
-    lines[#lines + 1] = ""
-    lines[#lines + 1] = "Options:"
-    for _, o in ipairs(spec.options) do
-      local names = (o[1] and (o[1] .. ", ") or "    ") .. o[2] .. (o.value and (" " .. o.value) or "")
-      lines[#lines + 1] = ("  %-28s %s"):format(names, o.help or "")
-    end
+  local lines = { spec.summary, "", "Usage: " .. spec.usage, "", "Options:" }
+  local options = { table.unpack(spec.options or {}) }
+  options[#options + 1] = HELP
+  for _, o in ipairs(options) do
+    local names = (o[1] and (o[1] .. ", ") or "    ") .. o[2] .. (o.value and (" " .. o.value) or "")
+    lines[#lines + 1] = ("  %-28s %s"):format(names, o.help or "")
   end
   if spec.details then
     lines[#lines + 1] = ""

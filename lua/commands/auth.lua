@@ -12,10 +12,9 @@ local spec = {
   summary = "Show your logins, or print a fresh access token for scripts.",
   usage = "kimictl auth status [--json] | kimictl auth token [--provider NAME] [--profile NAME]",
   options = {
-    { nil, "--json", help = "status as JSON" },
-    { nil, "--provider", value = "NAME", help = "token: the provider (default: kimi)" },
-    { "-P", "--profile", value = "NAME", help = "token: which login (default: default)" },
-    { "-h", "--help", help = "show this help" },
+    cli.opt.json,
+    cli.opt.provider("kimi"),
+    cli.opt.profile,
   },
   details = [[status lists every login: provider, profile, where its secret lives, and when the
 access token expires. It never prints a secret. token refreshes the login if needed and

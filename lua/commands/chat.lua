@@ -10,10 +10,9 @@ local spec = {
   options = {
     { "-p", "--prompt", value = "PROMPT", help = "the prompt (read from stdin when not given)" },
     { nil, "--provider", value = "NAME", help = "provider to use (default: $KIMICTL_PROVIDER or kimi)" },
-    { "-P", "--profile", value = "NAME", help = "which login of the provider (default: default)" },
+    cli.opt.profile,
     { "-m", "--model", value = "ID", help = "model id (default: the provider's, e.g. $OPENAI_MODEL)" },
     { "-s", "--system", value = "TEXT", help = "a system prompt" },
-    { "-h", "--help", help = "show this help" },
   },
   details = [[Examples:
   OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=sk-... kimictl chat -p "Hello" --provider openai --model gpt-4o-mini

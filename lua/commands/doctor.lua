@@ -13,10 +13,9 @@ local spec = {
   summary = "Check configuration, login, clock, refresh, network and the API, and say what to fix.",
   usage = "kimictl doctor [--provider NAME] [--profile NAME] [--json]",
   options = {
-    { nil, "--provider", value = "NAME", help = "provider to check (default: kimi)" },
-    { "-P", "--profile", value = "NAME", help = "which login (default: default)" },
-    { nil, "--json", help = "the checks as JSON" },
-    { "-h", "--help", help = "show this help" },
+    cli.opt.provider("kimi"),
+    cli.opt.profile,
+    cli.opt.json,
   },
   details = "Exit status: 0 when every check passes, 1 when one fails.",
 }

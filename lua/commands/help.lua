@@ -4,7 +4,7 @@ local cli = require "cli"
 return {
   summary = "Show help for kimictl or for one command.",
   usage = "kimictl help [command]",
-  options = { { "-h", "--help", help = "show this help" } },
+  options = {},
   run = function(_, args, ctx)
     local name = args[1]
     if not name then

@@ -15,12 +15,11 @@ local spec = {
   usage = "kimictl login [--provider NAME] [--profile NAME] [--region REGION] [--no-browser] [--api-key-stdin | --key-cmd CMD]",
   options = {
     { nil, "--provider", value = "NAME", help = "kimi (default), moonshot, openai, or one of yours" },
-    { "-P", "--profile", value = "NAME", help = "name of this login (default: default)" },
+    cli.opt.profile,
     { nil, "--region", value = "REGION", help = "kimi: mainland-cn (kimi.com) or global (kimi.ai); moonshot: global or cn" },
     { nil, "--no-browser", help = "only print the sign-in address; do not open a browser" },
     { nil, "--api-key-stdin", help = "read an API key from stdin and save it in the profile" },
     { nil, "--key-cmd", value = "CMD", help = "save a command that prints the API key (e.g. 'pass show moonshot')" },
-    { "-h", "--help", help = "show this help" },
   },
   details = [[The default Kimi login is the one Kimi CLI uses (~/.kimi/credentials/kimi-code.json):
 signing in here signs Kimi CLI in too, and both refresh it safely. Other profiles are

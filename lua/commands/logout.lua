@@ -11,9 +11,8 @@ local spec = {
   summary = "Forget a login: its credential file, or its saved API key.",
   usage = "kimictl logout [--provider NAME] [--profile NAME]",
   options = {
-    { nil, "--provider", value = "NAME", help = "provider (default: kimi)" },
-    { "-P", "--profile", value = "NAME", help = "which login (default: default)" },
-    { "-h", "--help", help = "show this help" },
+    cli.opt.provider("kimi"),
+    cli.opt.profile,
   },
   details = "Logging out of the default Kimi login also logs out Kimi CLI, which shares it.",
 }

@@ -9,10 +9,9 @@ local spec = {
   summary = "Show how much of your plan's quota is used, per window, and when each resets.",
   usage = "kimictl usage [--provider NAME] [--profile NAME] [--json]",
   options = {
-    { nil, "--provider", value = "NAME", help = "provider (default: kimi)" },
-    { "-P", "--profile", value = "NAME", help = "which login (default: default)" },
-    { nil, "--json", help = "the windows as JSON" },
-    { "-h", "--help", help = "show this help" },
+    cli.opt.provider("kimi"),
+    cli.opt.profile,
+    cli.opt.json,
   },
 }
 

@@ -4,7 +4,7 @@ local core = require "core"
 return {
   summary = "Print kimictl's version.",
   usage = "kimictl version",
-  options = { { "-h", "--help", help = "show this help" } },
+  options = {},
   run = function()
     io.stdout:write("kimictl " .. core.version .. "\n")
   end,

@@ -18,6 +18,8 @@ int luaopen_cjson(lua_State *L);   /* from lua-cjson */
 
 /* Raise an error naming an option that the function does not know. */
 void api_check_options(lua_State *L, int idx, const char *const known[]);
+/* Register a metatable NAME whose methods are also its __index. */
+void api_class(lua_State *L, const char *name, const luaL_Reg *methods);
 /* Optional integer field of an options table. */
 lua_Integer api_opt_int(lua_State *L, int idx, const char *key, lua_Integer def);
 

@@ -19,6 +19,14 @@ void api_check_options(lua_State *L, int idx, const char *const known[]) {
   }
 }
 
+void api_class(lua_State *L, const char *name, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, methods, 0);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 lua_Integer api_opt_int(lua_State *L, int idx, const char *key, lua_Integer def) {
   lua_getfield(L, idx, key);
   lua_Integer v = def;

@@ -121,11 +121,7 @@ int luaopen_core_fs(lua_State *L) {
     { "unlock", l_lock_unlock }, { "__close", l_lock_unlock }, { "__gc", l_lock_unlock },
     { NULL, NULL }
   };
-  luaL_newmetatable(L, MT_LOCK);
-  luaL_setfuncs(L, lock_methods, 0);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  api_class(L, MT_LOCK, lock_methods);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -49,11 +49,7 @@ int luaopen_core_token(lua_State *L) {
     { "unlock", l_token_unlock }, { "__close", l_token_unlock }, { "__gc", l_token_unlock },
     { NULL, NULL }
   };
-  luaL_newmetatable(L, MT_TOKEN_LOCK);
-  luaL_setfuncs(L, methods, 0);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  api_class(L, MT_TOKEN_LOCK, methods);
   luaL_newlib(L, funcs);
   return 1;
 }
