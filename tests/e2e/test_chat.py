@@ -290,3 +290,21 @@ def key_from_a_command_in_a_profile():
         check("openai/cmd" in st and "from a command" in st, st)
         r = run(["chat", "-p", "hi", "--provider", "openai", "--profile", "nope", "--model", "echo"], env)
         check(r.returncode == 1 and "no profile 'nope'" in r.stderr, r.stderr)
+
+
+@test
+def on_event_returning_false_cancels_the_transfer():
+    with Home() as home, Server("fake_openai.py") as srv:
+        script = os.path.join(home.path, "cancel.lua")
+        write(script, """
+local core = require "core"
+local seen = {}
+local res, err = core.http.request{ url = ..., method = "POST", body = '{"model":"gate","stream":true}',
+  headers = { Authorization = "Bearer test-key", ["Content-Type"] = "application/json" },
+  on_event = function(ev) seen[#seen + 1] = ev.data; return false end }
+assert(res, err)
+print(res.status, res.cancelled, #seen, res.headers["content-type"])
+""")
+        # The fake holds the stream open after the first event: only a cancel returns before it ends.
+        r = run(["lua", script, srv.url() + "/v1/chat/completions"], home.env())
+        check(r.returncode == 0 and r.stdout.split() == ["200", "true", "1", "text/event-stream"], r.stdout + r.stderr)
