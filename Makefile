@@ -7,7 +7,7 @@ CC       := musl-gcc
 B        := build
 SRCDIR   := $(B)/src
 OPT      := -O2
-CFLAGS   := -std=c99 $(OPT) -ffunction-sections -fdata-sections -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CFLAGS   := -std=c99 $(OPT) -ffunction-sections -fdata-sections -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
 WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes
 LDFLAGS  := -static -Wl,--gc-sections
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt

@@ -39,20 +39,22 @@ static int anchor_from_der(br_x509_trust_anchor *ta, const unsigned char *der, s
   ta->dn.len = dn.len;
   ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
   ta->pkey.key_type = pk->key_type;
+  int ok = 0;
   if (pk->key_type == BR_KEYTYPE_RSA) {
     ta->pkey.key.rsa.n = dup_mem(pk->key.rsa.n, pk->key.rsa.nlen);
     ta->pkey.key.rsa.nlen = pk->key.rsa.nlen;
     ta->pkey.key.rsa.e = dup_mem(pk->key.rsa.e, pk->key.rsa.elen);
     ta->pkey.key.rsa.elen = pk->key.rsa.elen;
+    ok = ta->pkey.key.rsa.n && ta->pkey.key.rsa.e;
+    if (!ok) free(ta->pkey.key.rsa.n), free(ta->pkey.key.rsa.e);
   } else if (pk->key_type == BR_KEYTYPE_EC) {
     ta->pkey.key.ec.curve = pk->key.ec.curve;
     ta->pkey.key.ec.q = dup_mem(pk->key.ec.q, pk->key.ec.qlen);
     ta->pkey.key.ec.qlen = pk->key.ec.qlen;
-  } else {
-    free(dn.p);
-    return -1;
+    ok = ta->pkey.key.ec.q != NULL;
   }
-  return 0;
+  if (!ok) free(dn.p);
+  return ok ? 0 : -1;
 }
 
 /* Every CERTIFICATE in a PEM bundle; other objects and undecodable certificates are skipped. */
@@ -62,8 +64,11 @@ size_t anchors_from_pem(const unsigned char *pem, size_t len, br_x509_trust_anch
   br_x509_trust_anchor *tas = NULL;
   size_t n = 0, cap = 0;
   int in_cert = 0;
+  static const unsigned char newline = '\n';
+  int ended = 0;
   br_pem_decoder_init(&pc);
-  while (len > 0) {
+  while (len > 0 || !ended) {
+    if (len == 0) pem = &newline, len = 1, ended = 1;   /* ends a last line with no newline */
     size_t used = br_pem_decoder_push(&pc, pem, len);
     pem += used, len -= used;
     switch (br_pem_decoder_event(&pc)) {

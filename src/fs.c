@@ -91,7 +91,9 @@ int fs_mkdir_p(const char *path, mode_t mode) {
     if (*p == '/' || *p == '\0') {
       char c = *p;
       *p = '\0';
-      if (mkdir(buf, mode) != 0 && errno != EEXIST) return -1;
+      struct stat st;   /* an existing directory is fine, whatever mkdir said (EISDIR on "/") */
+      if (mkdir(buf, mode) != 0 && errno != EEXIST && (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return -1;
       *p = c;
       if (c == '\0') break;
     }

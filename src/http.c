@@ -19,8 +19,7 @@ struct transfer {
   char *head;          /* header lines of the final response */
   size_t head_len, head_cap;
   long status;
-  int head_sent, stopped, too_large;
-  size_t received;
+  int head_sent, stopped;
   long long last_byte_ms;
 };
 
@@ -69,11 +68,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
       t->stopped = 1;
       return 0;
     }
-  }
-  t->received += len;
-  if (t->received > (t->rq->max_body ? t->rq->max_body : 32u << 20)) {
-    t->too_large = 1;
-    return 0;
   }
   if (t->sink->on_data && t->sink->on_data(t->sink->ud, p, len)) {
     t->stopped = 1;
@@ -232,10 +226,6 @@ int http_perform(const struct http_request *rq, const struct http_sink *sink,
     if (sink->on_head && sink->on_head(sink->ud, t.status, t.head ? t.head : "", t.head_len)) t.stopped = 1;
   }
   if (t.stopped) kind = HTTP_STOPPED;
-  else if (t.too_large)
-    kind = HTTP_TOO_LARGE, snprintf(err->message, sizeof err->message,
-                                    "the answer from %s is larger than %zu bytes", rq->url,
-                                    rq->max_body ? rq->max_body : (size_t)32 << 20);
   else if (idle)
     kind = HTTP_TIMEOUT, snprintf(err->message, sizeof err->message,
                                   "%s sent nothing for %ld ms (idle timeout)", rq->url, rq->idle_timeout_ms);

@@ -12,7 +12,6 @@ struct http_request {
   long timeout_ms;                 /* whole transfer; 0 = none */
   long connect_timeout_ms;         /* 0 = libcurl's default */
   long idle_timeout_ms;            /* no byte received for this long; 0 = none */
-  size_t max_body;                 /* bytes kept by http_collect; 0 = 32 MiB */
 };
 
 /* Receives the answer as it arrives. Any callback may return non-zero to stop. */

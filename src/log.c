@@ -21,38 +21,54 @@ int log_level(void) {
   return level;
 }
 
-/* Names whose values are secrets, wherever they appear: headers, JSON, forms, URLs. */
-static const char *const secret_keys[] = {
-  "authorization", "api-key", "api_key", "apikey", "access_token", "refresh_token",
-  "id_token", "device_code", "password", "secret", "token", "bearer ", NULL
+/* Names whose values are secrets, wherever they appear: headers, JSON (snake or camel
+   case, escaped or not), forms, URLs. Header-like ones run to the end of the line. */
+static const struct { const char *name; int to_eol; } secret_keys[] = {
+  { "proxy-authorization", 1 }, { "authorization", 1 }, { "set-cookie", 1 }, { "cookie", 1 },
+  { "api-key", 0 }, { "api_key", 0 }, { "apikey", 0 }, { "access_token", 0 }, { "accesstoken", 0 },
+  { "refresh_token", 0 }, { "refreshtoken", 0 }, { "id_token", 0 }, { "idtoken", 0 },
+  { "device_code", 0 }, { "devicecode", 0 }, { "client_secret", 0 }, { "clientsecret", 0 },
+  { "password", 0 }, { "secret", 0 }, { "token", 0 }, { "bearer ", 0 }, { NULL, 0 }
 };
 
-static size_t match_key(const char *s, size_t n, size_t i) {
-  for (int k = 0; secret_keys[k]; k++) {
-    size_t kl = strlen(secret_keys[k]);
-    if (i + kl <= n && strncasecmp(s + i, secret_keys[k], kl) == 0) return kl;
+static int match_key(const char *s, size_t n, size_t i, int *to_eol) {
+  for (int k = 0; secret_keys[k].name; k++) {
+    size_t kl = strlen(secret_keys[k].name);
+    if (i + kl <= n && strncasecmp(s + i, secret_keys[k].name, kl) == 0) {
+      *to_eol = secret_keys[k].to_eol;
+      return (int)kl;
+    }
   }
   return 0;
 }
 
-static int is_value_end(char c) {
-  return c == '"' || c == '\'' || c == ',' || c == ';' || c == '&' || c == '}' ||
-         c == ' ' || c == '\r' || c == '\n' || c == '\t' || c == '\0';
+/* A key starts after a non-alphanumeric byte, or where camelCase starts a word. */
+static int key_boundary(const char *s, size_t i) {
+  if (i == 0 || !isalnum((unsigned char)s[i - 1])) return 1;
+  return islower((unsigned char)s[i - 1]) && isupper((unsigned char)s[i]);
 }
 
-/* After a key: separators, then (for Authorization) a scheme word, then the value. */
-static size_t value_start(const char *s, size_t n, size_t i, int need_sep) {
+static int is_value_end(char c, int quoted, int to_eol) {
+  if (c == '\r' || c == '\n' || c == '\0') return 1;
+  if (quoted || to_eol) return c == '"' || c == '\\';
+  return c == '"' || c == '\'' || c == ',' || c == ';' || c == '&' || c == '}' ||
+         c == ' ' || c == '\t' || c == '\\';
+}
+
+/* After a key: separators (quotes, escapes, ':' or '='), then for a header an auth scheme
+   word ("Bearer ", "Token "), then the value. *quoted says a quote opened the value. */
+static size_t value_start(const char *s, size_t n, size_t i, int need_sep, int to_eol, int *quoted) {
   int seps = 0;
-  while (i < n && (s[i] == '"' || s[i] == '\'' || s[i] == ' ' || s[i] == ':' || s[i] == '=')) {
-    if (s[i] == ':' || s[i] == '=') seps++;
+  *quoted = 0;
+  while (i < n && strchr("\"'\\ :=", s[i])) {
+    if (s[i] == ':' || s[i] == '=') seps++, *quoted = 0;
+    else if (s[i] == '"' || s[i] == '\'') *quoted = 1;
     i++;
   }
   if (need_sep && !seps) return n;
   size_t w = i;
-  while (w < n && isalpha((unsigned char)s[w])) w++;
-  if (w > i && w < n && s[w] == ' ' &&
-      (strncasecmp(s + i, "bearer", 6) == 0 || strncasecmp(s + i, "basic", 5) == 0))
-    i = w + 1;
+  while (to_eol && w < n && isalpha((unsigned char)s[w])) w++;
+  if (w > i && w < n && s[w] == ' ') i = w + 1;
   return i;
 }
 
@@ -64,12 +80,13 @@ char *log_redact(const char *s, size_t n, size_t *out_len) {
   size_t o = 0, i = 0;
   if (!out) return NULL;
   while (i < n) {
-    size_t kl = (i == 0 || !isalnum((unsigned char)s[i - 1])) ? match_key(s, n, i) : 0;
+    int to_eol = 0, quoted = 0;
+    size_t kl = key_boundary(s, i) ? (size_t)match_key(s, n, i, &to_eol) : 0;
     if (kl) {
       int is_bearer = s[i + kl - 1] == ' ';
-      size_t v = value_start(s, n, i + kl, !is_bearer);
+      size_t v = value_start(s, n, i + kl, !is_bearer, to_eol, &quoted);
       size_t e = v;
-      while (e < n && !is_value_end(s[e])) e++;
+      while (e < n && !is_value_end(s[e], quoted, to_eol)) e++;
       if (v < n && e > v) {
         memcpy(out + o, s + i, v - i), o += v - i;
         memcpy(out + o, mark, sizeof mark - 1), o += sizeof mark - 1;

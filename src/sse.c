@@ -1,6 +1,7 @@
 /* Server-sent events parser: https://html.spec.whatwg.org/#event-stream-interpretation */
 #include "sse.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +95,8 @@ static int field(struct sse *p, const char *line, size_t n) {
   }
   if (name_len == 5 && memcmp(line, "retry", 5) == 0 && all_digits(value, value_len)) {
     long v = 0;
-    for (size_t i = 0; i < value_len && v < 100000000L; i++) v = v * 10 + (value[i] - '0');
+    for (size_t i = 0; i < value_len; i++)   /* saturate rather than wrap */
+      v = v > (LONG_MAX - 9) / 10 ? LONG_MAX : v * 10 + (value[i] - '0');
     p->retry = v;
   }
   return SSE_OK;   /* other fields are ignored */

@@ -34,6 +34,7 @@ int tls_init(char *err, size_t errlen) {
     anchors_len = anchors_from_pem((const unsigned char *)pem, len, &decoded);
     free(pem);
     if (anchors_len == 0) {
+      free(decoded);
       snprintf(err, errlen, "SSL_CERT_FILE=%s holds no PEM certificate", path);
       return -1;
     }

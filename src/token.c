@@ -42,22 +42,29 @@ static void *heartbeat(void *arg) {
   return NULL;
 }
 
-static int dir_is_stale(const char *path) {
+/* 1 when the lock directory is older than TOKEN_DIR_STALE_MS (its inode in *ino),
+   0 when it is held, -1 when it is gone. */
+static int dir_state(const char *path, ino_t *ino) {
   struct stat st;
-  if (stat(path, &st) != 0) return errno == ENOENT;   /* gone: try again at once */
-  long long mtime = (long long)st.st_mtime * 1000;
-  return now_ms(CLOCK_REALTIME) - mtime > TOKEN_DIR_STALE_MS;
+  if (stat(path, &st) != 0) return -1;
+  *ino = st.st_ino;
+  return now_ms(CLOCK_REALTIME) - (long long)st.st_mtime * 1000 > TOKEN_DIR_STALE_MS;
 }
 
 static int lock_dir(struct token_lock *l, long timeout_ms) {
   long long deadline = now_ms(CLOCK_MONOTONIC) + timeout_ms;
+  static int seeded;
+  if (!seeded) srand((unsigned)getpid() ^ (unsigned)now_ms(CLOCK_REALTIME)), seeded = 1;
   for (;;) {
+    ino_t ino, again;
     if (mkdir(l->path, 0700) == 0) break;
     if (errno != EEXIST) return -1;
-    if (dir_is_stale(l->path)) {
-      rmdir(l->path);   /* abandoned by a process that died; whoever makes it next wins */
-      continue;
-    }
+    int state = dir_state(l->path, &ino);
+    if (state < 0) continue;   /* released meanwhile: try again at once */
+    /* Abandoned by a process that died: remove it, but only if it is still the same
+       stale directory (a narrow check, as proper-lockfile makes none). A directory that
+       cannot be removed is waited on like a held one. */
+    if (state == 1 && dir_state(l->path, &again) == 1 && again == ino && rmdir(l->path) == 0) continue;
     if (now_ms(CLOCK_MONOTONIC) >= deadline) { errno = ETIMEDOUT; return -1; }
     sleep_ms(50 + rand() % 100);
   }

@@ -14,7 +14,8 @@ struct call {
   int on_event;          /* stack index of the callback, or 0 */
   int res;               /* stack index of the result table, filled by on_head */
   int err;               /* stack index of an error raised by on_event, else nil */
-  int sse_mode, cancelled, failed_sse;
+  int sse_mode, cancelled, failed_sse, too_large;
+  size_t max_body;       /* a collected (non-SSE) body larger than this is refused */
   struct sse sse;
   char *body;
   size_t body_len, body_cap;
@@ -118,10 +119,14 @@ static int on_sse_event(void *ud, const struct sse_event *ev) {
 
 static int on_data(void *ud, const char *p, size_t n) {
   struct call *c = ud;
-  if (c->sse_mode) {
+  if (c->sse_mode) {   /* events are handed on, not kept: no size limit */
     int rc = sse_feed(&c->sse, p, n, on_sse_event, c);
     if (rc < 0) c->failed_sse = rc;
     return rc != SSE_OK;
+  }
+  if (c->body_len + n > c->max_body) {
+    c->too_large = 1;
+    return 1;
   }
   if (c->body_len + n > c->body_cap) {
     size_t cap = c->body_cap ? c->body_cap * 2 : 4096;
@@ -149,10 +154,11 @@ static const char **header_lines(lua_State *L, int opts) {
   int keep = lua_gettop(L), i = 0;
   for (lua_pushnil(L); lua_next(L, tbl); lua_pop(L, 1)) {
     if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) continue;   /* false removes a header */
+    if (lua_type(L, -2) != LUA_TSTRING)   /* checked first: lua_tostring would change the key */
+      luaL_error(L, "bad headers: use { [\"Name\"] = \"value\" }, not a list");
     const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-    if (lua_type(L, -2) != LUA_TSTRING || !v || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
-      luaL_error(L, "bad header '%s': names and values are strings without CR or LF",
-                 lua_type(L, -2) == LUA_TSTRING ? k : "?");
+    if (!v || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
+      luaL_error(L, "bad header '%s': names and values are strings without CR or LF", k);
     lua_pushfstring(L, "%s: %s", k, v);
     lines[i++] = lua_tostring(L, -1);
     lua_rawseti(L, keep, i);
@@ -188,7 +194,7 @@ static int l_http_request(lua_State *L) {
   rq.timeout_ms = (long)api_opt_int(L, 1, "timeout_ms", 0);
   rq.connect_timeout_ms = (long)api_opt_int(L, 1, "connect_timeout_ms", 0);
   rq.idle_timeout_ms = (long)api_opt_int(L, 1, "idle_timeout_ms", 0);
-  rq.max_body = (size_t)api_opt_int(L, 1, "max_body", 0);
+  c.max_body = (size_t)api_opt_int(L, 1, "max_body", 32 << 20);
   if (in_request) return luaL_error(L, "core.http.request cannot be called from inside on_event");
   lua_newtable(L);
   c.res = lua_gettop(L);
@@ -210,7 +216,10 @@ static int l_http_request(lua_State *L) {
   lua_pushlstring(L, c.body ? c.body : "", c.body_len);
   free(c.body);
   lua_setfield(L, c.res, "body");
-  if (kind == HTTP_STOPPED && !c.cancelled)
+  if (kind == HTTP_STOPPED && c.too_large)
+    kind = HTTP_TOO_LARGE, snprintf(err.message, sizeof err.message,
+                                    "the answer from %s is larger than %zu bytes", rq.url, c.max_body);
+  else if (kind == HTTP_STOPPED && !c.cancelled)
     kind = HTTP_FAILED, snprintf(err.message, sizeof err.message, "bad answer from %s: %s", rq.url,
                                  c.failed_sse ? sse_strerror(c.failed_sse) : "out of memory");
   if (kind == HTTP_OK || (kind == HTTP_STOPPED && c.cancelled)) {

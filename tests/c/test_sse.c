@@ -74,6 +74,7 @@ int main(void) {
   expect_len("id with NUL is ignored", "id: 1\ndata: x\n\nid: a\0b\ndata: y\n\n", 32,
              "message|x|1|-1;message|y|1|-1;");
   expect("retry sets reconnection time", "retry: 1500\ndata: x\n\n", "message|x||1500;");
+  expect("huge retry saturates", "retry: 99999999999999999999999\ndata: x\n\n", "message|x||9223372036854775807;");
   expect("retry with non-digits ignored", "retry: 15x\ndata: x\n\n", "message|x||-1;");
   expect("comments ignored", ": ping\n\n:\ndata: y\n\n", "message|y||-1;");
   expect("CR line ends", "data: a\r\rdata: b\r\r", "message|a||-1;message|b||-1;");

@@ -58,6 +58,15 @@ int main(void) {
   token_unlock(&a);    /* a second unlock does nothing */
   check("double unlock is harmless", stat(path, &st) != 0);
 
+  char inner[300];
+  mkdir(path, 0700);   /* stale but not removable (not empty): wait and time out, never spin */
+  snprintf(inner, sizeof inner, "%s/x", path);
+  mkdir(inner, 0700);
+  age(path, 10);
+  check("unremovable stale directory times out", token_lock(&a, TOKEN_LOCK_DIR, path, 300) != 0 && errno == ETIMEDOUT);
+  rmdir(inner);
+  rmdir(path);
+
   char fp[65];
   token_fingerprint("abc", 3, fp);
   check("fingerprint is SHA-256", strcmp(fp, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);

@@ -85,6 +85,17 @@ def streams_over_https_with_the_test_ca():
 
 
 @test
+def a_ca_file_without_final_newline_works():
+    c = tls_files()
+    with Home() as home, Server("fake_openai.py", tls=c["server"]) as srv:
+        ca = os.path.join(home.path, "ca.pem")
+        with open(ca, "w") as f:
+            f.write(open(c["ca"]).read().rstrip("\n"))
+        r = chat(chat_env(home, srv, "https", "localhost", SSL_CERT_FILE=ca))
+        check(r.returncode == 0, r.stderr)
+
+
+@test
 def wrong_ca_fails_verification():
     c = tls_files()
     with Home() as home, Server("fake_openai.py", tls=c["server"]) as srv:
@@ -308,3 +319,22 @@ print(res.status, res.cancelled, #seen, res.headers["content-type"])
         # The fake holds the stream open after the first event: only a cancel returns before it ends.
         r = run(["lua", script, srv.url() + "/v1/chat/completions"], home.env())
         check(r.returncode == 0 and r.stdout.split() == ["200", "true", "1", "text/event-stream"], r.stdout + r.stderr)
+
+
+@test
+def body_limit_applies_to_kept_bodies_not_streams():
+    with Home() as home, Server("fake_openai.py") as srv:
+        script = os.path.join(home.path, "limit.lua")
+        write(script, """
+local core = require "core"
+local url = ...
+local n = 0
+local res, err = core.http.request{ url = url .. "/chat/completions", max_body = 16,
+  body = '{"model":"echo","stream":true}', headers = { Authorization = "Bearer test-key" },
+  on_event = function() n = n + 1 end }
+assert(res and res.status == 200 and n == 7, err or n)
+local res2, err2, kind = core.http.request{ url = url .. "/models", max_body = 16 }
+assert(res2 == nil and kind == "too_large" and err2:find("larger than 16 bytes"), err2)
+""")
+        r = run(["lua", script, srv.url() + "/v1"], home.env())
+        check(r.returncode == 0, r.stderr)

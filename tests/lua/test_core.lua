@@ -67,11 +67,21 @@ return {
     assert(r("x-api-key: k123") == "x-api-key: [redacted]")
     assert(r('"max_tokens": 5, "prompt_tokens": 3') == '"max_tokens": 5, "prompt_tokens": 3')
   end,
+  ["log redacts camelCase, escaped JSON, other schemes, cookies and quoted spaces"] = function()
+    local r = core.log.redact
+    assert(r('{"accessToken":"eyJa","refreshToken":"r1"}') == '{"accessToken":"[redacted]","refreshToken":"[redacted]"}')
+    assert(r('{\\"refresh_token\\":\\"eyJ1\\"}') == '{\\"refresh_token\\":\\"[redacted]\\"}')
+    assert(r("Authorization: Token sk-abc") == "Authorization: Token [redacted]")
+    assert(r("Cookie: a=b; c=d") == "Cookie: [redacted]")
+    assert(r('"api_key": "sk 123", "x": 1') == '"api_key": "[redacted]", "x": 1')
+  end,
   ["http rejects unknown options and bad headers"] = function()
     local ok, err = pcall(core.http.request, { url = "http://127.0.0.1:9/", bogus = 1 })
     assert(not ok and err:find("unknown option 'bogus'"), err)
     ok, err = pcall(core.http.request, { url = "http://127.0.0.1:9/", headers = { ["X"] = "a\r\nB: c" } })
     assert(not ok and err:find("bad header"), err)
+    ok, err = pcall(core.http.request, { url = "http://127.0.0.1:9/", headers = { "Authorization: x" } })
+    assert(not ok and err:find("not a list"), err)
   end,
   ["http failures are nil, message, kind"] = function()
     local res, err, kind = core.http.request { url = "http://127.0.0.1:9/", connect_timeout_ms = 2000 }
