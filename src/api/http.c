@@ -174,66 +174,76 @@ static const char *const request_options[] = {
   "idle_timeout_ms", "max_body", "on_event", NULL
 };
 
+/* The options table -> rq and c; values Lua must keep alive stay on the stack. */
+static void read_request(lua_State *L, struct http_request *rq, struct call *c) {
+  api_check_options(L, 1, request_options);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "url");                  /* slot 2 */
+  rq->url = luaL_checkstring(L, 2);
+  lua_getfield(L, 1, "body");                 /* slot 3 */
+  rq->body = luaL_optlstring(L, 3, NULL, &rq->body_len);
+  lua_getfield(L, 1, "method");               /* slot 4 */
+  rq->method = luaL_optstring(L, 4, rq->body ? "POST" : "GET");
+  lua_getfield(L, 1, "on_event");             /* slot 5 */
+  luaL_argcheck(L, lua_isnil(L, 5) || lua_isfunction(L, 5), 1, "on_event must be a function");
+  c->on_event = lua_isnil(L, 5) ? 0 : 5;
+  rq->headers = header_lines(L, 1);           /* slot 6, if any */
+  rq->timeout_ms = (long)api_opt_int(L, 1, "timeout_ms", 0);
+  rq->connect_timeout_ms = (long)api_opt_int(L, 1, "connect_timeout_ms", 0);
+  rq->idle_timeout_ms = (long)api_opt_int(L, 1, "idle_timeout_ms", 0);
+  c->max_body = (size_t)api_opt_int(L, 1, "max_body", 32 << 20);
+}
+
+/* After the transfer: the result table, or nil, message, kind. */
+static int push_outcome(lua_State *L, struct call *c, int kind, struct http_error *err, const char *url) {
+  if (kind == HTTP_STOPPED && c->too_large)
+    kind = HTTP_TOO_LARGE, snprintf(err->message, sizeof err->message,
+                                    "the answer from %s is larger than %zu bytes", url, c->max_body);
+  else if (kind == HTTP_STOPPED && !c->cancelled)
+    kind = HTTP_FAILED, snprintf(err->message, sizeof err->message, "bad answer from %s: %s", url,
+                                 c->failed_sse ? sse_strerror(c->failed_sse) : "out of memory");
+  if (kind != HTTP_OK && !(kind == HTTP_STOPPED && c->cancelled)) {
+    lua_pushnil(L);
+    lua_pushstring(L, err->message);
+    lua_pushstring(L, http_kind_name(kind));
+    return 3;
+  }
+  lua_pushlstring(L, c->body ? c->body : "", c->body_len);
+  lua_setfield(L, c->res, "body");
+  if (c->cancelled) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, c->res, "cancelled");
+  }
+  lua_pushvalue(L, c->res);
+  return 1;
+}
+
 /* core.http.request{method=, url=, headers=, body=, timeout_ms=, connect_timeout_ms=,
      idle_timeout_ms=, max_body=, on_event=} -> {status=, headers=, body=} | nil, err, kind */
 static int l_http_request(lua_State *L) {
   struct http_request rq = { 0 };
   struct call c = { .L = L };
-  api_check_options(L, 1, request_options);
-  lua_settop(L, 1);
-  lua_getfield(L, 1, "url");
-  rq.url = luaL_checkstring(L, 2);            /* slot 2 */
-  lua_getfield(L, 1, "body");                 /* slot 3 */
-  rq.body = luaL_optlstring(L, 3, NULL, &rq.body_len);
-  lua_getfield(L, 1, "method");               /* slot 4 */
-  rq.method = luaL_optstring(L, 4, rq.body ? "POST" : "GET");
-  lua_getfield(L, 1, "on_event");             /* slot 5 */
-  luaL_argcheck(L, lua_isnil(L, 5) || lua_isfunction(L, 5), 1, "on_event must be a function");
-  c.on_event = lua_isnil(L, 5) ? 0 : 5;
-  rq.headers = header_lines(L, 1);            /* slot 6, if any */
-  rq.timeout_ms = (long)api_opt_int(L, 1, "timeout_ms", 0);
-  rq.connect_timeout_ms = (long)api_opt_int(L, 1, "connect_timeout_ms", 0);
-  rq.idle_timeout_ms = (long)api_opt_int(L, 1, "idle_timeout_ms", 0);
-  c.max_body = (size_t)api_opt_int(L, 1, "max_body", 32 << 20);
+  struct http_error err;
+  read_request(L, &rq, &c);
   if (in_request) return luaL_error(L, "core.http.request cannot be called from inside on_event");
   lua_newtable(L);
   c.res = lua_gettop(L);
   lua_pushnil(L);
   c.err = lua_gettop(L);
   sse_init(&c.sse);
-
   struct http_sink sink = { on_head, on_data, &c };
-  struct http_error err;
   in_request = 1;
   int kind = http_perform(&rq, &sink, &err);
   in_request = 0;
   sse_free(&c.sse);
-  if (!lua_isnil(L, c.err)) {
+  if (!lua_isnil(L, c.err)) {   /* on_event raised: raise it again, now that curl is done */
     free(c.body);
     lua_pushvalue(L, c.err);
     return lua_error(L);
   }
-  lua_pushlstring(L, c.body ? c.body : "", c.body_len);
+  int n = push_outcome(L, &c, kind, &err, rq.url);
   free(c.body);
-  lua_setfield(L, c.res, "body");
-  if (kind == HTTP_STOPPED && c.too_large)
-    kind = HTTP_TOO_LARGE, snprintf(err.message, sizeof err.message,
-                                    "the answer from %s is larger than %zu bytes", rq.url, c.max_body);
-  else if (kind == HTTP_STOPPED && !c.cancelled)
-    kind = HTTP_FAILED, snprintf(err.message, sizeof err.message, "bad answer from %s: %s", rq.url,
-                                 c.failed_sse ? sse_strerror(c.failed_sse) : "out of memory");
-  if (kind == HTTP_OK || (kind == HTTP_STOPPED && c.cancelled)) {
-    if (c.cancelled) {
-      lua_pushboolean(L, 1);
-      lua_setfield(L, c.res, "cancelled");
-    }
-    lua_pushvalue(L, c.res);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushstring(L, err.message);
-  lua_pushstring(L, http_kind_name(kind));
-  return 3;
+  return n;
 }
 
 int luaopen_core_http(lua_State *L) {
