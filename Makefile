@@ -44,8 +44,9 @@ kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/root
 # --- third-party sources: fetched once; the stamp changes only when the manifest or a patch does
 $(SRCDIR)/%/.kimictl-stamp: vendor/manifest vendor/fetch.sh
 	vendor/fetch.sh $*
-$(call STAMP,curl): $(wildcard vendor/patches/curl/*.patch)
-$(call STAMP,cjson): $(wildcard vendor/patches/cjson/*.patch)
+# A patch added or removed changes its directory's time; an edited one, its own.
+$(call STAMP,curl): vendor/patches/curl $(wildcard vendor/patches/curl/*.patch)
+$(call STAMP,cjson): vendor/patches/cjson $(wildcard vendor/patches/cjson/*.patch)
 
 $(B)/obj/lua/%.o: $(call STAMP,lua)
 	@mkdir -p $(@D)
