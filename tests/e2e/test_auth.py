@@ -217,14 +217,14 @@ def damaged_credential_file_is_named_and_left_alone():
 
 @test
 def a_401_refreshes_once_and_retries():
-    # The server's tokens live 1 s but the file claims 15 minutes: the API says 401.
-    with Home() as home, Server("fake_kimi.py", "--ttl", "1", "--expires-in", "900") as srv:
+    # The server's tokens live 2 s but the file claims 15 minutes: the API says 401.
+    with Home() as home, Server("fake_kimi.py", "--ttl", "2", "--expires-in", "900") as srv:
         tok = call(srv, "/_seed")
         write_kimi_cli_file(home, tok, time.time() + 900)
-        time.sleep(1.2)
+        time.sleep(2.2)
         r = run(["chat", "-p", "hi"], kimi_env(home, srv))
         check(r.returncode == 1 or r.returncode == 0, r.stderr)
-        # the new token also lives 1 s: fast enough for the one retry
+        # the new token also lives 2 s: long enough for the one retry
         check(call(srv, "/_stats")["refresh_calls"] == 1, "refresh calls %d" % call(srv, "/_stats")["refresh_calls"])
         check(r.returncode == 0 and r.stdout == "Hello from Kimi\n", (r.stdout, r.stderr))
 
@@ -386,3 +386,30 @@ def no_secret_in_any_output_even_when_debugging():
             for s in secrets:
                 check(s not in r.stdout and s not in r.stderr, "a secret appeared in %s" % r.args)
         check("[redacted]" in outs[1].stderr, "debug output shows no redaction at all")
+
+
+@test
+def region_chosen_at_login_is_kept_for_the_profile():
+    # No host variables: the region's hosts (patched to the fake) must be used, for the
+    # login, the refresh and the API.
+    with Home() as home, Server("fake_kimi.py", "--interval", "0.05", "--device-script", "ok") as srv:
+        lua = os.path.join(home.path, "lua")
+        os.makedirs(lua)
+        with open(os.path.join(lua, "user.lua"), "w") as f:
+            f.write('return { providers = { kimi = { regions = { global = { oauth = "%s", api = "%s/coding/v1" } } } } }\n'
+                    % (srv.url(), srv.url()))
+        env = home.env(KIMICTL_LUA_DIR=lua)
+        r = run(["login", "--no-browser", "--region", "global", "--profile", "g"], env)
+        check(r.returncode == 0 and "kimi-for-coding" in r.stdout, r.stderr)
+        prof = json.load(open(os.path.join(home.path, ".config", "kimictl", "profiles.json")))
+        check(prof["providers"]["kimi"]["g"] == {"region": "global"}, prof)
+        path = os.path.join(home.path, ".config", "kimictl", "credentials", "kimi-g.json")
+        doc = read_like_kimi_cli(path)
+        check(mode(path) == 0o600, oct(mode(path)))
+        with open(path, "w") as f:
+            json.dump(dict(doc, expires_at=time.time() - 1.5), f)
+        r = run(["chat", "-p", "hi", "--profile", "g"], env)
+        check(r.returncode == 0 and r.stdout == "Hello from Kimi\n", r.stderr)
+        check(call(srv, "/_stats")["refresh_calls"] == 1, "no refresh through the region's host")
+        r = run(["login", "--region", "mars"], env)
+        check(r.returncode == 2 and "global or mainland-cn" in r.stderr, r.stderr)
