@@ -6,19 +6,30 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-suite() {   # suite NAME COMMAND...
-  echo "== $1"
+# suite NAME COMMAND...: a suite that exits non-zero without saying which test failed
+# (a crash, a missing binary) counts as one failure of its own.
+suite() {
+  name=$1
   shift
-  "$@" 2>&1 | tee -a "$log" | grep -v '^ok ' || true
+  echo "== $name"
+  suite_out=$(mktemp)
+  "$@" > "$suite_out" 2>&1
+  status=$?
+  if [ "$status" -ne 0 ] && ! grep -q '^not ok ' "$suite_out"; then
+    echo "not ok - $name: exited with status $status" >> "$suite_out"
+  fi
+  cat "$suite_out" >> "$log"
+  grep -av '^ok ' "$suite_out" || true
+  rm -f "$suite_out"
 }
 
 # lua-cjson's own suite, against our patched copy: one line for the whole of it.
 upstream_cjson() {
-  if out=$(build/tests/test_json --upstream build/src/cjson/tests 2>&1); then
-    echo "ok - upstream lua-cjson suite: $(echo "$out" | grep -ac ': PASS') checks"
+  if cjson_out=$(build/tests/test_json --upstream build/src/cjson/tests 2>&1); then
+    echo "ok - upstream lua-cjson suite: $(echo "$cjson_out" | grep -ac ': PASS') checks"
   else
     echo "not ok - upstream lua-cjson suite"
-    echo "$out" | grep -a 'FAIL\|Summary' | sed 's/^/#   /'
+    echo "$cjson_out" | grep -a 'FAIL\|Summary' | sed 's/^/#   /'
   fi
 }
 
