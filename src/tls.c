@@ -18,10 +18,9 @@ extern const size_t builtin_anchors_len;
 
 static const br_x509_trust_anchor *anchors;
 static size_t anchors_len;
-static const char *anchors_source;
 
 int tls_init(char *err, size_t errlen) {
-  if (anchors_source) return 0;
+  if (anchors) return 0;   /* once per process */
   const char *path = getenv("SSL_CERT_FILE");
   if (path && *path) {
     char *pem;
@@ -39,17 +38,10 @@ int tls_init(char *err, size_t errlen) {
       return -1;
     }
     anchors = decoded;
-    anchors_source = path;
   } else {
     anchors = builtin_anchors;
     anchors_len = builtin_anchors_len;
-    anchors_source = "built-in";
   }
   Curl_bearssl_set_trust_anchors(anchors, anchors_len);
   return 0;
-}
-
-size_t tls_anchor_count(const char **source) {
-  if (source) *source = anchors_source;
-  return anchors_len;
 }

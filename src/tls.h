@@ -6,7 +6,5 @@
 /* Decode the process's trust anchors (once) and hand them to libcurl.
    Returns 0, or -1 with a message in err. */
 int tls_init(char *err, size_t errlen);
-/* How many anchors are installed, and where they came from ("built-in" or a path). */
-size_t tls_anchor_count(const char **source);
 
 #endif

@@ -1,6 +1,7 @@
 -- kimictl logout: forget a login (an OAuth credential file or a saved API key).
 local auth = require "auth"
 local cli = require "cli"
+local core = require "core"
 local paths = require "paths"
 local profiles = require "auth.profiles"
 local provider = require "provider"
@@ -26,7 +27,7 @@ function spec.run(opts)
   local did = false
   if p.auth == "oauth" then
     local st = auth.oauth_store(p, profile)
-    local existed = require("core").fs.stat(st.path)
+    local existed = core.fs.stat(st.path)
     local ok, rerr = store.remove(st, p.oauth.lock_timeout_ms or 60000)
     if not ok then return cli.fail("could not remove " .. paths.show(st.path) .. ": " .. rerr) end
     if existed then
