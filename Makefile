@@ -16,8 +16,8 @@ LUA_O    := lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopco
             lparser lstate lstring ltable ltm lundump lvm lzio lauxlib lbaselib \
             lcorolib ldblib liolib lmathlib loadlib loslib lstrlib ltablib lutf8lib linit
 CJSON_O  := lua_cjson strbuf fpconv
-CORE_O   := sse http tls anchors fs log token
-API_O    := core http json fs log proc token
+CORE_O   := buf clock sse http tls anchors fs log lock proc
+API_O    := core http json fs log proc lock hash
 LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
 LUA_OBJS   := $(LUA_O:%=$(B)/obj/lua/%.o)
@@ -106,7 +106,7 @@ $(B)/gen/roots.c: $(CA_BUNDLE) $(B)/tools/mkanchors
 	@mkdir -p $(@D)
 	$(B)/tools/mkanchors $(CA_BUNDLE) > $@.tmp && mv $@.tmp $@
 
-$(B)/tools/mkanchors: src/mkanchors.c $(B)/obj/core/anchors.o $(B)/obj/core/fs.o $(LIBBEARSSL)
+$(B)/tools/mkanchors: src/mkanchors.c $(B)/obj/core/anchors.o $(B)/obj/core/fs.o $(B)/obj/core/buf.o $(LIBBEARSSL)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
 
@@ -114,19 +114,20 @@ $(B)/obj/%.o: $(B)/gen/%.c src/embed.h $(call STAMP,bearssl)
 	$(CC) $(CFLAGS) -Isrc -I$(SRCDIR)/bearssl/inc -c -o $@ $<
 
 # --- tests and benchmark
-TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json $(B)/tests/test_anchors $(B)/tests/test_token
-$(B)/tests/test_sse: tests/c/test_sse.c $(B)/obj/core/sse.o
+TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json $(B)/tests/test_anchors $(B)/tests/test_lock
+$(B)/tests/test_sse: tests/c/test_sse.c $(B)/obj/core/sse.o $(B)/obj/core/buf.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
 $(B)/tests/test_json: tests/c/test_json.c $(CJSON_OBJS) $(LUA_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^ -lm
 
-$(B)/tests/test_anchors: tests/c/test_anchors.c $(B)/obj/roots.o $(B)/obj/core/anchors.o $(B)/obj/core/fs.o $(LIBBEARSSL)
+$(B)/tests/test_anchors: tests/c/test_anchors.c $(B)/obj/roots.o $(B)/obj/core/anchors.o $(B)/obj/core/fs.o \
+                        $(B)/obj/core/buf.o $(LIBBEARSSL)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
 
-$(B)/tests/test_token: tests/c/test_token.c $(B)/obj/core/token.o $(B)/obj/core/fs.o $(LIBBEARSSL)
+$(B)/tests/test_lock: tests/c/test_lock.c $(B)/obj/core/lock.o $(B)/obj/core/clock.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
 

@@ -1,23 +1,16 @@
 /* PEM certificates -> BearSSL trust anchors (subject DN, key, CA flag). */
 #include "anchors.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct bytes { unsigned char *p; size_t len, cap; int oom; };
+/* BearSSL's decoders write through a callback that cannot fail: remember a failure. */
+struct bytes { struct buf b; int oom; };
 
 static void bytes_add(void *ctx, const void *src, size_t n) {
-  struct bytes *b = ctx;
-  if (b->oom) return;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 1024;
-    while (cap < b->len + n) cap *= 2;
-    unsigned char *p = realloc(b->p, cap);
-    if (!p) { b->oom = 1; return; }
-    b->p = p, b->cap = cap;
-  }
-  memcpy(b->p + b->len, src, n);
-  b->len += n;
+  struct bytes *d = ctx;
+  if (!d->oom && buf_add(&d->b, src, n) != 0) d->oom = 1;
 }
 
 static void *dup_mem(const void *p, size_t n) {
@@ -29,14 +22,14 @@ static void *dup_mem(const void *p, size_t n) {
 /* One DER certificate -> one trust anchor (subject DN and public key). */
 static int anchor_from_der(br_x509_trust_anchor *ta, const unsigned char *der, size_t len) {
   br_x509_decoder_context dc;
-  struct bytes dn = { 0 };
+  struct bytes dn = { { 0 }, 0 };
   br_x509_decoder_init(&dc, bytes_add, &dn);
   br_x509_decoder_push(&dc, der, len);
   const br_x509_pkey *pk = br_x509_decoder_get_pkey(&dc);
-  if (!pk || dn.oom) { free(dn.p); return -1; }
+  if (!pk || dn.oom) { buf_free(&dn.b); return -1; }
   memset(ta, 0, sizeof *ta);
-  ta->dn.data = dn.p;
-  ta->dn.len = dn.len;
+  ta->dn.data = (unsigned char *)dn.b.p;   /* the anchor owns it from here */
+  ta->dn.len = dn.b.len;
   ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
   ta->pkey.key_type = pk->key_type;
   int ok = 0;
@@ -53,14 +46,14 @@ static int anchor_from_der(br_x509_trust_anchor *ta, const unsigned char *der, s
     ta->pkey.key.ec.qlen = pk->key.ec.qlen;
     ok = ta->pkey.key.ec.q != NULL;
   }
-  if (!ok) free(dn.p);
+  if (!ok) buf_free(&dn.b);
   return ok ? 0 : -1;
 }
 
 /* Every CERTIFICATE in a PEM bundle; other objects and undecodable certificates are skipped. */
 size_t anchors_from_pem(const unsigned char *pem, size_t len, br_x509_trust_anchor **out) {
   br_pem_decoder_context pc;
-  struct bytes der = { 0 };
+  struct bytes der = { { 0 }, 0 };
   br_x509_trust_anchor *tas = NULL;
   size_t n = 0, cap = 0;
   int in_cert = 0;
@@ -75,7 +68,7 @@ size_t anchors_from_pem(const unsigned char *pem, size_t len, br_x509_trust_anch
     case BR_PEM_BEGIN_OBJ:
       in_cert = strcmp(br_pem_decoder_name(&pc), "CERTIFICATE") == 0 ||
                 strcmp(br_pem_decoder_name(&pc), "X509 CERTIFICATE") == 0;
-      der.len = 0;
+      buf_reset(&der.b);
       br_pem_decoder_setdest(&pc, in_cert ? bytes_add : NULL, &der);
       break;
     case BR_PEM_END_OBJ:
@@ -85,7 +78,7 @@ size_t anchors_from_pem(const unsigned char *pem, size_t len, br_x509_trust_anch
           if (!grown) goto done;
           tas = grown;
         }
-        if (anchor_from_der(&tas[n], der.p, der.len) == 0) n++;
+        if (anchor_from_der(&tas[n], (const unsigned char *)der.b.p, der.b.len) == 0) n++;
       }
       in_cert = 0;
       break;
@@ -94,7 +87,7 @@ size_t anchors_from_pem(const unsigned char *pem, size_t len, br_x509_trust_anch
     }
   }
 done:
-  free(der.p);
+  buf_free(&der.b);
   *out = tas;
   return n;
 }

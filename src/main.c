@@ -5,7 +5,10 @@
 #include "http.h"
 #include "log.h"
 
+#include <errno.h>
 #include <lualib.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,7 +92,30 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* A write that failed before the final flush left no errno behind: a pipe or socket whose
+   reader is gone is EPIPE; anything else an I/O error. */
+static int lost_write_error(void) {
+  struct pollfd p = { 1, POLLOUT, 0 };
+  return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) ? EPIPE : EIO;
+}
+
+/* Output that never reached its file is data lost: say so and fail. A reader that went
+   away (EPIPE, when SIGPIPE is ignored) ends us quietly, as the signal would have. */
+static int close_stdout(int code) {
+  int e = 0;
+  if (fflush(stdout) != 0) e = errno;
+  else if (ferror(stdout)) e = lost_write_error();
+  if (fclose(stdout) != 0 && !e) e = errno;
+  if (!e) return code;
+  if (e == EPIPE) return 128 + SIGPIPE;   /* the status a shell shows for death by SIGPIPE */
+  fprintf(stderr, "kimictl: cannot write the output: %s\n", strerror(e));
+  return 1;
+}
+
 int main(int argc, char **argv) {
+  /* Fully buffered when not a terminal, as C says, from the first byte (musl starts line
+     buffered): small output then fails in close_stdout, where its errno is still known. */
+  if (!isatty(1)) setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
   lua_State *L = luaL_newstate();
   if (!L) {
     fputs("kimictl: cannot start Lua: out of memory\n", stderr);
@@ -102,8 +128,7 @@ int main(int argc, char **argv) {
   int code = 1;
   if (lua_pcall(L, 2, 1, 1) == LUA_OK) code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
   else fprintf(stderr, "kimictl: %s\n", lua_tostring(L, -1));
-  fflush(stdout);
   lua_close(L);
   http_cleanup();
-  return code;
+  return close_stdout(code);
 }

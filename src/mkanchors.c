@@ -13,14 +13,13 @@ static void bytes(const char *name, size_t i, const unsigned char *p, size_t n) 
 }
 
 int main(int argc, char **argv) {
-  char *pem;
-  size_t len;
+  struct buf pem = { 0 };
   br_x509_trust_anchor *ta;
-  if (argc != 2 || fs_read(argv[1], &pem, &len) != 0) {
+  if (argc != 2 || fs_read(argv[1], &pem) != 0) {
     fprintf(stderr, "usage: mkanchors BUNDLE.pem (a readable PEM file)\n");
     return 2;
   }
-  size_t n = anchors_from_pem((const unsigned char *)pem, len, &ta);
+  size_t n = anchors_from_pem((const unsigned char *)pem.p, pem.len, &ta);
   if (n == 0) {
     fprintf(stderr, "mkanchors: no certificate in %s\n", argv[1]);
     return 1;

@@ -5,24 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int buf_add(struct sse_buf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return SSE_NOMEM;
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return SSE_OK;
+static int add(struct buf *b, const char *s, size_t n) {
+  return buf_add(b, s, n) == 0 ? SSE_OK : SSE_NOMEM;
 }
 
-static int buf_set(struct sse_buf *b, const char *s, size_t n) {
-  b->len = 0;
-  return buf_add(b, s, n);
+static int set(struct buf *b, const char *s, size_t n) {
+  buf_reset(b);
+  return add(b, s, n);
 }
 
 void sse_init(struct sse *p) {
@@ -32,10 +21,10 @@ void sse_init(struct sse *p) {
 }
 
 void sse_free(struct sse *p) {
-  free(p->line.p);
-  free(p->data.p);
-  free(p->type.p);
-  free(p->id.p);
+  buf_free(&p->line);
+  buf_free(&p->data);
+  buf_free(&p->type);
+  buf_free(&p->id);
   sse_init(p);
 }
 
@@ -63,8 +52,8 @@ static int dispatch(struct sse *p, sse_fn fn, void *ud) {
     ev.retry = p->retry;
     if (fn(ud, &ev) != 0) rc = SSE_STOPPED;
   }
-  p->data.len = 0;
-  p->type.len = 0;
+  buf_reset(&p->data);
+  buf_reset(&p->type);
   return rc;
 }
 
@@ -84,14 +73,14 @@ static int field(struct sse *p, const char *line, size_t n) {
 
   if (name_len == 4 && memcmp(line, "data", 4) == 0) {
     if (p->data.len + value_len > p->max_line) return SSE_TOO_LONG;
-    int rc = buf_add(&p->data, value, value_len);
-    return rc ? rc : buf_add(&p->data, "\n", 1);
+    int rc = add(&p->data, value, value_len);
+    return rc ? rc : add(&p->data, "\n", 1);
   }
   if (name_len == 5 && memcmp(line, "event", 5) == 0)
-    return buf_set(&p->type, value, value_len);
+    return set(&p->type, value, value_len);
   if (name_len == 2 && memcmp(line, "id", 2) == 0) {
     if (memchr(value, '\0', value_len)) return SSE_OK;
-    return buf_set(&p->id, value, value_len);
+    return set(&p->id, value, value_len);
   }
   if (name_len == 5 && memcmp(line, "retry", 5) == 0 && all_digits(value, value_len)) {
     long v = 0;
@@ -114,11 +103,11 @@ int sse_feed(struct sse *p, const char *buf, size_t len, sse_fn fn, void *ud) {
     /* Strip one UTF-8 byte order mark, even when it arrives split across feeds. */
     static const char bom[] = "\xEF\xBB\xBF";
     while (i < len && p->line.len < 3 && (unsigned char)buf[i] == (unsigned char)bom[p->line.len]) {
-      int rc = buf_add(&p->line, buf + i, 1);
+      int rc = add(&p->line, buf + i, 1);
       if (rc) return rc;
       i++;
     }
-    if (p->line.len == 3) p->line.len = 0, p->started = 1;
+    if (p->line.len == 3) buf_reset(&p->line), p->started = 1;
     else if (i < len) p->started = 1;   /* a partial BOM stays as line text */
     else return SSE_OK;
   }
@@ -135,15 +124,14 @@ int sse_feed(struct sse *p, const char *buf, size_t len, sse_fn fn, void *ud) {
     while (j < len && buf[j] != '\n' && buf[j] != '\r') j++;
     if (j == len) {                     /* no end yet: keep the piece */
       if (p->line.len + (j - i) > p->max_line) return SSE_TOO_LONG;
-      return buf_add(&p->line, buf + i, j - i);
+      return add(&p->line, buf + i, j - i);
     }
     int rc;
     if (p->line.len) {                  /* the line began in an earlier feed */
       if (p->line.len + (j - i) > p->max_line) return SSE_TOO_LONG;
-      if ((rc = buf_add(&p->line, buf + i, j - i))) return rc;
-      size_t n = p->line.len;
-      p->line.len = 0;                  /* the bytes stay readable until the next add */
-      rc = end_line(p, p->line.p, n, fn, ud);
+      if ((rc = add(&p->line, buf + i, j - i))) return rc;
+      rc = end_line(p, p->line.p, p->line.len, fn, ud);   /* it never touches p->line */
+      buf_reset(&p->line);
     } else {
       rc = end_line(p, buf + i, j - i, fn, ud);
     }

@@ -1,6 +1,8 @@
 /* Server-sent events parser following the WHATWG rules; pure C, no Lua. */
 #ifndef KIMICTL_SSE_H
 #define KIMICTL_SSE_H
+#include "buf.h"
+
 #include <stddef.h>
 
 struct sse_event {
@@ -13,10 +15,8 @@ struct sse_event {
 /* Called for each complete event; return 0 to go on, anything else to stop. */
 typedef int (*sse_fn)(void *ud, const struct sse_event *ev);
 
-struct sse_buf { char *p; size_t len, cap; };
-
 struct sse {
-  struct sse_buf line, data, type, id;
+  struct buf line, data, type, id;
   long retry;
   int started;     /* past the optional byte order mark */
   int after_cr;    /* the last byte fed was CR: a following LF ends nothing */
@@ -29,7 +29,7 @@ void sse_init(struct sse *p);
 /* Feed any slice of the stream; events are dispatched as they complete.
    Returns SSE_OK, SSE_STOPPED if fn asked to stop, or a negative error. */
 int sse_feed(struct sse *p, const char *buf, size_t len, sse_fn fn, void *ud);
-void sse_free(struct sse *p);
+void sse_free(struct sse *p);   /* wipes what it held; harmless twice */
 const char *sse_strerror(int rc);
 
 #endif

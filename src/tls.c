@@ -23,15 +23,14 @@ int tls_init(char *err, size_t errlen) {
   if (anchors) return 0;   /* once per process */
   const char *path = getenv("SSL_CERT_FILE");
   if (path && *path) {
-    char *pem;
-    size_t len;
+    struct buf pem = { 0 };
     br_x509_trust_anchor *decoded;
-    if (fs_read(path, &pem, &len) != 0) {
+    if (fs_read(path, &pem) != 0) {
       snprintf(err, errlen, "cannot read the CA bundle SSL_CERT_FILE=%s: %s", path, strerror(errno));
       return -1;
     }
-    anchors_len = anchors_from_pem((const unsigned char *)pem, len, &decoded);
-    free(pem);
+    anchors_len = anchors_from_pem((const unsigned char *)pem.p, pem.len, &decoded);
+    buf_free(&pem);
     if (anchors_len == 0) {
       free(decoded);
       snprintf(err, errlen, "SSL_CERT_FILE=%s holds no PEM certificate", path);

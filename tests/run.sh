@@ -34,7 +34,7 @@ upstream_cjson() {
 }
 
 suite "C: SSE parser" build/tests/test_sse
-suite "C: credential store locks" build/tests/test_token
+suite "C: credential store locks" build/tests/test_lock
 suite "C: lua-cjson patches" build/tests/test_json
 suite "C: lua-cjson upstream" upstream_cjson
 suite "C: built-in trust anchors" build/tests/test_anchors "${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"

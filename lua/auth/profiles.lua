@@ -29,7 +29,7 @@ function profiles.update(fn)
   local dir = paths.config_dir()
   local ok, err = core.fs.mkdir(dir, "0700")
   if not ok then return nil, err end
-  local lock <close>, lerr = core.fs.lock(dir .. "/profiles.lock", 30000)
+  local lock <close>, lerr = core.lock.take(dir .. "/profiles.lock", "flock", 30000)
   if not lock then return nil, lerr end
   local doc, derr = profiles.load()
   if not doc then return nil, derr end

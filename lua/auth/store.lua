@@ -97,12 +97,12 @@ function store.write(s, cred)
   return true
 end
 
--- store.lock(s, timeout_ms) -> lock | nil, message, code. Release with lock:unlock() or <close>.
+-- store.lock(s, timeout_ms) -> lock | nil, message, code. Release with lock:release() or <close>.
 function store.lock(s, timeout_ms)
   local ok, err = core.fs.mkdir(paths.dirname(s.lock_path), "0700")
   if not ok then return nil, err end
   if s.sentinel and not core.fs.stat(s.sentinel) then core.fs.write_atomic(s.sentinel, "", "0600") end
-  return core.token.lock(s.lock_path, s.lock_kind, timeout_ms)
+  return core.lock.take(s.lock_path, s.lock_kind, timeout_ms)
 end
 
 -- store.remove(s) -> true | nil, message: logout, under the store's lock.
@@ -110,7 +110,7 @@ function store.remove(s, timeout_ms)
   local lock, err = store.lock(s, timeout_ms)
   if not lock then return nil, err end
   local ok, rerr, code = core.fs.remove(s.path)
-  lock:unlock()
+  lock:release()
   if not ok and code ~= "ENOENT" then return nil, rerr end
   return true
 end

@@ -24,7 +24,7 @@ local function rejected_table()
 end
 
 function tokens.is_rejected(refresh_token)
-  local until_ = rejected_table()[core.token.fingerprint(refresh_token)]
+  local until_ = rejected_table()[core.hash.sha256(refresh_token)]
   return type(until_) == "number" and until_ > core.proc.now()
 end
 
@@ -33,7 +33,7 @@ function tokens.remember_rejected(refresh_token, ttl_s)
   for k, v in pairs(t) do
     if type(v) ~= "number" or v <= now then t[k] = nil end
   end
-  t[core.token.fingerprint(refresh_token)] = now + ttl_s
+  t[core.hash.sha256(refresh_token)] = now + ttl_s
   if core.fs.mkdir(paths.state_dir(), "0700") then
     core.fs.write_atomic(rejected_file(), core.json.encode(t), "0600")
   end

@@ -130,7 +130,7 @@ function spec.run(opts)
   local lock <close>, lkerr = store.lock(st, p.oauth.lock_timeout_ms or 60000)
   if not lock then return cli.fail("could not take the login's lock: " .. lkerr) end
   local ok, werr = store.write(st, cred)
-  lock:unlock()
+  lock:release()
   if not ok then return cli.fail(werr) end
   ui.say(("Signed in to %s. The login is saved in %s%s."):format(p.name, paths.show(st.path),
     st.shared_with and (", shared with " .. st.shared_with) or ""))

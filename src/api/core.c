@@ -1,6 +1,8 @@
-/* The `core` module: its submodules, the version and the user's Lua directory. */
+/* The `core` module: its submodules, the version, the user's Lua directory, and the
+   helpers every binding shares (options, failures, buffers). */
 #include "api.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,22 +29,70 @@ void api_class(lua_State *L, const char *name, const luaL_Reg *methods) {
   lua_pop(L, 1);
 }
 
-lua_Integer api_opt_int(lua_State *L, int idx, const char *key, lua_Integer def) {
-  lua_getfield(L, idx, key);
+lua_Integer api_opt_int(lua_State *L, int idx, const char *key, lua_Integer def, lua_Integer min) {
+  int isint = 0;
   lua_Integer v = def;
-  if (!lua_isnil(L, -1)) {
-    int isnum;
-    v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum) luaL_error(L, "option '%s' must be an integer", key);
+  if (lua_getfield(L, idx, key) == LUA_TNIL) isint = 1;
+  else if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tointegerx(L, -1, &isint);   /* 5.0 is 5; 1.5 is not */
+  if (!isint || v < min) {
+    const char *what = min > 0 ? "positive" : "non-negative";
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s must be a %s integer", key, what));
   }
   lua_pop(L, 1);
   return v;
 }
 
+const char *api_errno_name(int e) {
+  static const struct { int e; const char *name; } names[] = {
+    { ENOENT, "ENOENT" }, { EACCES, "EACCES" }, { EPERM, "EPERM" }, { EEXIST, "EEXIST" },
+    { ENOTDIR, "ENOTDIR" }, { EISDIR, "EISDIR" }, { ENOSPC, "ENOSPC" }, { EROFS, "EROFS" },
+    { ETIMEDOUT, "ETIMEDOUT" }, { EINTR, "EINTR" }, { ENAMETOOLONG, "ENAMETOOLONG" },
+    { ELOOP, "ELOOP" }, { EIO, "EIO" }
+  };
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (names[i].e == e) return names[i].name;
+  return "EIO";
+}
+
+int api_fail_with(lua_State *L, int e, const char *message) {
+  lua_pushnil(L);
+  lua_pushstring(L, message);
+  lua_pushstring(L, api_errno_name(e));
+  return 3;
+}
+
+int api_fail(lua_State *L, const char *what) {
+  int e = errno;
+  return api_fail_with(L, e, lua_pushfstring(L, "%s: %s", what, strerror(e)));
+}
+
+/* box:__gc(), box:__close() */
+static int box_free(lua_State *L) {
+  buf_free(luaL_checkudata(L, 1, MT_BOX));
+  return 0;
+}
+
+struct buf *api_box(lua_State *L, size_t max) {
+  struct buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  b->max = max;
+  if (luaL_newmetatable(L, MT_BOX)) {
+    static const luaL_Reg methods[] = { { "__gc", box_free }, { "__close", box_free }, { NULL, NULL } };
+    luaL_setfuncs(L, methods, 0);
+  }
+  lua_setmetatable(L, -2);
+  return b;
+}
+
+void api_box_push(lua_State *L, struct buf *b) {
+  lua_pushlstring(L, b->p ? b->p : "", b->len);
+  buf_free(b);
+}
+
 static const struct { const char *name; lua_CFunction open; } submodules[] = {
   { "http", luaopen_core_http }, { "json", luaopen_core_json }, { "fs", luaopen_core_fs },
-  { "log", luaopen_core_log },   { "proc", luaopen_core_proc }, { "token", luaopen_core_token },
-  { NULL, NULL }
+  { "log", luaopen_core_log },   { "proc", luaopen_core_proc }, { "lock", luaopen_core_lock },
+  { "hash", luaopen_core_hash }, { NULL, NULL }
 };
 
 /* The user's Lua directory: $KIMICTL_LUA_DIR, $XDG_CONFIG_HOME/kimictl/lua, ~/.config/kimictl/lua. */

@@ -4,21 +4,21 @@
 #include "sse.h"
 
 #include <ctype.h>
-#include <stdlib.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-/* One request in flight; stack slots hold what Lua must keep alive. */
+/* One request in flight, in a userdata whose __gc frees the parser and the body, whatever
+   raises; stack slots hold what Lua must keep alive. */
 struct call {
   lua_State *L;
   int on_event;          /* stack index of the callback, or 0 */
   int res;               /* stack index of the result table, filled by on_head */
   int err;               /* stack index of an error raised by on_event, else nil */
   int sse_mode, cancelled, failed_sse, too_large;
-  size_t max_body;       /* a collected (non-SSE) body larger than this is refused */
   struct sse sse;
-  char *body;
-  size_t body_len, body_cap;
+  struct buf body;       /* a collected (non-SSE) body; body.max is max_body */
 };
 
 static int in_request;   /* libcurl forbids driving the multi handle from its own callback */
@@ -124,20 +124,9 @@ static int on_data(void *ud, const char *p, size_t n) {
     if (rc < 0) c->failed_sse = rc;
     return rc != SSE_OK;
   }
-  if (c->body_len + n > c->max_body) {
-    c->too_large = 1;
-    return 1;
-  }
-  if (c->body_len + n > c->body_cap) {
-    size_t cap = c->body_cap ? c->body_cap * 2 : 4096;
-    while (cap < c->body_len + n) cap *= 2;
-    char *q = realloc(c->body, cap);
-    if (!q) return 1;
-    c->body = q, c->body_cap = cap;
-  }
-  memcpy(c->body + c->body_len, p, n);
-  c->body_len += n;
-  return 0;
+  if (buf_add(&c->body, p, n) == 0) return 0;
+  c->too_large = errno == EFBIG;
+  return 1;
 }
 
 /* The headers table as "Name: value" lines in a userdata array (freed by the GC). */
@@ -174,8 +163,9 @@ static const char *const request_options[] = {
   "idle_timeout_ms", "max_body", "on_event", NULL
 };
 
-/* The options table -> rq and c; values Lua must keep alive stay on the stack. */
-static void read_request(lua_State *L, struct http_request *rq, struct call *c) {
+/* The options table -> rq, the callback's slot and max_body; values Lua must keep alive
+   stay on the stack. */
+static void read_request(lua_State *L, struct http_request *rq, int *on_event, size_t *max_body) {
   api_check_options(L, 1, request_options);
   lua_settop(L, 1);
   lua_getfield(L, 1, "url");                  /* slot 2 */
@@ -186,19 +176,43 @@ static void read_request(lua_State *L, struct http_request *rq, struct call *c) 
   rq->method = luaL_optstring(L, 4, rq->body ? "POST" : "GET");
   lua_getfield(L, 1, "on_event");             /* slot 5 */
   luaL_argcheck(L, lua_isnil(L, 5) || lua_isfunction(L, 5), 1, "on_event must be a function");
-  c->on_event = lua_isnil(L, 5) ? 0 : 5;
+  *on_event = lua_isnil(L, 5) ? 0 : 5;
   rq->headers = header_lines(L, 1);           /* slot 6, if any */
-  rq->timeout_ms = (long)api_opt_int(L, 1, "timeout_ms", 0);
-  rq->connect_timeout_ms = (long)api_opt_int(L, 1, "connect_timeout_ms", 0);
-  rq->idle_timeout_ms = (long)api_opt_int(L, 1, "idle_timeout_ms", 0);
-  c->max_body = (size_t)api_opt_int(L, 1, "max_body", 32 << 20);
+  rq->timeout_ms = (long)api_opt_int(L, 1, "timeout_ms", 0, 0);
+  rq->connect_timeout_ms = (long)api_opt_int(L, 1, "connect_timeout_ms", 0, 0);
+  rq->idle_timeout_ms = (long)api_opt_int(L, 1, "idle_timeout_ms", 0, 0);
+  *max_body = (size_t)api_opt_int(L, 1, "max_body", 32 << 20, 1);
+}
+
+/* call:__gc() */
+static int call_free(lua_State *L) {
+  struct call *c = luaL_checkudata(L, 1, MT_HTTP_CALL);
+  sse_free(&c->sse);
+  buf_free(&c->body);
+  return 0;
+}
+
+/* The call's userdata, then its result table and error slot, on the stack. */
+static struct call *new_call(lua_State *L, int on_event, size_t max_body) {
+  struct call *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  sse_init(&c->sse);
+  luaL_setmetatable(L, MT_HTTP_CALL);
+  c->L = L;
+  c->on_event = on_event;
+  c->body.max = max_body;
+  lua_newtable(L);
+  c->res = lua_gettop(L);
+  lua_pushnil(L);
+  c->err = lua_gettop(L);
+  return c;
 }
 
 /* After the transfer: the result table, or nil, message, kind. */
 static int push_outcome(lua_State *L, struct call *c, int kind, struct http_error *err, const char *url) {
   if (kind == HTTP_STOPPED && c->too_large)
     kind = HTTP_TOO_LARGE, snprintf(err->message, sizeof err->message,
-                                    "the answer from %s is larger than %zu bytes", url, c->max_body);
+                                    "the answer from %s is larger than %zu bytes", url, c->body.max);
   else if (kind == HTTP_STOPPED && !c->cancelled)
     kind = HTTP_FAILED, snprintf(err->message, sizeof err->message, "bad answer from %s: %s", url,
                                  c->failed_sse ? sse_strerror(c->failed_sse) : "out of memory");
@@ -208,7 +222,7 @@ static int push_outcome(lua_State *L, struct call *c, int kind, struct http_erro
     lua_pushstring(L, http_kind_name(kind));
     return 3;
   }
-  lua_pushlstring(L, c->body ? c->body : "", c->body_len);
+  api_box_push(L, &c->body);
   lua_setfield(L, c->res, "body");
   if (c->cancelled) {
     lua_pushboolean(L, 1);
@@ -222,32 +236,27 @@ static int push_outcome(lua_State *L, struct call *c, int kind, struct http_erro
      idle_timeout_ms=, max_body=, on_event=} -> {status=, headers=, body=} | nil, err, kind */
 static int l_http_request(lua_State *L) {
   struct http_request rq = { 0 };
-  struct call c = { .L = L };
   struct http_error err;
-  read_request(L, &rq, &c);
+  int on_event;
+  size_t max_body;
+  read_request(L, &rq, &on_event, &max_body);
   if (in_request) return luaL_error(L, "core.http.request cannot be called from inside on_event");
-  lua_newtable(L);
-  c.res = lua_gettop(L);
-  lua_pushnil(L);
-  c.err = lua_gettop(L);
-  sse_init(&c.sse);
-  struct http_sink sink = { on_head, on_data, &c };
+  struct call *c = new_call(L, on_event, max_body);
+  struct http_sink sink = { on_head, on_data, c };
   in_request = 1;
   int kind = http_perform(&rq, &sink, &err);
   in_request = 0;
-  sse_free(&c.sse);
-  if (!lua_isnil(L, c.err)) {   /* on_event raised: raise it again, now that curl is done */
-    free(c.body);
-    lua_pushvalue(L, c.err);
+  if (!lua_isnil(L, c->err)) {   /* on_event raised: raise it again, now that curl is done */
+    lua_pushvalue(L, c->err);
     return lua_error(L);
   }
-  int n = push_outcome(L, &c, kind, &err, rq.url);
-  free(c.body);
-  return n;
+  return push_outcome(L, c, kind, &err, rq.url);
 }
 
 int luaopen_core_http(lua_State *L) {
   static const luaL_Reg funcs[] = { { "request", l_http_request }, { NULL, NULL } };
+  static const luaL_Reg call_methods[] = { { "__gc", call_free }, { NULL, NULL } };
+  api_class(L, MT_HTTP_CALL, call_methods);
   luaL_newlib(L, funcs);
   return 1;
 }

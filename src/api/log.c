@@ -2,8 +2,6 @@
 #include "api.h"
 #include "log.h"
 
-#include <stdlib.h>
-
 static int log_at(lua_State *L, int level) {
   size_t len;
   const char *msg = luaL_checklstring(L, 1, &len);
@@ -19,19 +17,17 @@ static int l_log_debug(lua_State *L) { return log_at(L, LOG_DEBUG); }
 
 /* core.log.level() -> "error" | "warn" | "info" | "debug" */
 static int l_log_level(lua_State *L) {
-  static const char *const names[] = { "error", "warn", "info", "debug" };
-  lua_pushstring(L, names[log_level()]);
+  lua_pushstring(L, log_level_name(log_level()));
   return 1;
 }
 
 /* core.log.redact(s) -> s with secret values replaced by "[redacted]" */
 static int l_log_redact(lua_State *L) {
-  size_t len, out_len;
+  size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
-  char *clean = log_redact(s, len, &out_len);
-  if (!clean) return luaL_error(L, "out of memory");
-  lua_pushlstring(L, clean, out_len);
-  free(clean);
+  struct buf *clean = api_box(L, 0);
+  if (log_redact(s, len, clean) != 0) return luaL_error(L, "cannot redact a message: out of memory");
+  api_box_push(L, clean);
   return 1;
 }
 

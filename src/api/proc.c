@@ -1,34 +1,32 @@
-/* core.proc: clocks, sleeping, terminals, randomness and the system's name. */
+/* core.proc: clocks, sleeping, terminals, randomness, the system's name, and processes:
+   the running binary, detached children, sessions and secrets typed at a terminal. */
 #include "api.h"
+#include "clock.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <time.h>
+#include <string.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* core.proc.now() -> seconds since the epoch, as a float */
 static int l_proc_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)clock_real_ms() / 1e3);
   return 1;
 }
 
 /* core.proc.clock_ms() -> milliseconds on a monotonic clock */
 static int l_proc_clock_ms(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  lua_pushinteger(L, (lua_Integer)clock_now_ms());
   return 1;
 }
 
 /* core.proc.sleep(ms) */
 static int l_proc_sleep(lua_State *L) {
-  lua_Integer ms = luaL_checkinteger(L, 1);
-  struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-  while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+  sleep_ms((long)luaL_checkinteger(L, 1));
   return 0;
 }
 
@@ -76,12 +74,98 @@ static int l_proc_uname(lua_State *L) {
   return 1;
 }
 
+/* core.proc.exe() -> absolute path of the running binary | nil, err, code */
+static int l_proc_exe(lua_State *L) {
+  char path[4096];
+  if (proc_exe(path, sizeof path) != 0) return api_fail(L, "cannot find the running binary");
+  lua_pushstring(L, path);
+  return 1;
+}
+
+/* core.proc.setsid() -> true | nil, err, code   (true also when already a session leader) */
+static int l_proc_setsid(lua_State *L) {
+  if (proc_setsid() != 0) return api_fail(L, "setsid");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.proc.read_secret(prompt) -> line | nil, err   (no echo on a terminal) */
+static int l_proc_read_secret(lua_State *L) {
+  const char *prompt = luaL_optstring(L, 1, "");
+  struct buf *line = api_box(L, 64 << 10);
+  int rc = proc_read_secret(prompt, line);
+  if (rc > 0) return api_fail_with(L, EIO, "no input: standard input ended before a line was read");
+  if (rc < 0) return api_fail(L, "cannot read standard input");
+  api_box_push(L, line);
+  return 1;
+}
+
+/* child:__gc(): the pipe is closed; the child itself is left to run */
+static int l_child_close(lua_State *L) {
+  proc_child_close(luaL_checkudata(L, 1, MT_CHILD));
+  return 0;
+}
+
+/* The option argv: a NULL-ended array in a userdata; the strings stay alive in the table,
+   which stays on the stack below it. */
+static char **argv_option(lua_State *L, int opts) {
+  lua_getfield(L, opts, "argv");
+  int tbl = lua_gettop(L);
+  lua_Integer n = lua_istable(L, tbl) ? luaL_len(L, tbl) : 0;
+  luaL_argcheck(L, n >= 1 && n < 65536, opts, "argv must be a non-empty list of strings");
+  char **argv = lua_newuserdatauv(L, sizeof *argv * (size_t)(n + 1), 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    luaL_argcheck(L, lua_rawgeti(L, tbl, i) == LUA_TSTRING, opts, "argv must be a non-empty list of strings");
+    argv[i - 1] = (char *)lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  argv[n] = NULL;
+  return argv;
+}
+
+/* {output=, status=} for an exit, {output=, signal=} for a death by signal. */
+static int push_exit(lua_State *L, struct buf *output, int status) {
+  lua_createtable(L, 0, 2);
+  api_box_push(L, output);
+  lua_setfield(L, -2, "output");
+  lua_pushinteger(L, WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+  lua_setfield(L, -2, WIFEXITED(status) ? "status" : "signal");
+  return 1;
+}
+
+/* core.proc.spawn_detached{argv=, timeout_ms=, stderr="inherit"|"null"}
+     -> {output=, status=, signal=} | nil, err, code   (ETIMEDOUT: the child runs on) */
+static int l_proc_spawn_detached(lua_State *L) {
+  static const char *const options[] = { "argv", "timeout_ms", "stderr", NULL };
+  static const char *const stderr_modes[] = { "inherit", "null", NULL };
+  api_check_options(L, 1, options);
+  lua_Integer timeout = api_opt_int(L, 1, "timeout_ms", -1, 0);
+  lua_getfield(L, 1, "stderr");
+  int null_stderr = luaL_checkoption(L, lua_gettop(L), "inherit", stderr_modes);
+  char **argv = argv_option(L, 1);
+  struct buf *output = api_box(L, 1 << 20);
+  struct proc_child *c = lua_newuserdatauv(L, sizeof *c, 0);   /* before the child */
+  c->pid = 0, c->out = -1;
+  luaL_setmetatable(L, MT_CHILD);
+  int status = 0;
+  if (proc_spawn_detached(c, argv, null_stderr) != 0) return api_fail(L, argv[0]);
+  int rc = proc_collect(c, output, clock_now_ms() + timeout, &status), e = errno;
+  proc_child_close(c);
+  if (rc == 0) return push_exit(L, output, status);
+  if (e != ETIMEDOUT) return errno = e, api_fail(L, argv[0]);
+  return api_fail_with(L, e, lua_pushfstring(L, "the child process did not finish within %I ms", timeout));
+}
+
 int luaopen_core_proc(lua_State *L) {
   static const luaL_Reg funcs[] = {
     { "now", l_proc_now }, { "clock_ms", l_proc_clock_ms }, { "sleep", l_proc_sleep },
     { "isatty", l_proc_isatty }, { "pid", l_proc_pid }, { "random_hex", l_proc_random_hex },
-    { "uname", l_proc_uname }, { NULL, NULL }
+    { "uname", l_proc_uname }, { "exe", l_proc_exe }, { "setsid", l_proc_setsid },
+    { "read_secret", l_proc_read_secret }, { "spawn_detached", l_proc_spawn_detached },
+    { NULL, NULL }
   };
+  static const luaL_Reg child_methods[] = { { "__gc", l_child_close }, { NULL, NULL } };
+  api_class(L, MT_CHILD, child_methods);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -14,11 +14,11 @@ static int same(const unsigned char *a, size_t alen, const unsigned char *b, siz
 }
 
 int main(int argc, char **argv) {
-  char *pem;
-  size_t len, bad = 0;
+  struct buf pem = { 0 };
+  size_t bad = 0;
   br_x509_trust_anchor *ta;
-  if (argc != 2 || fs_read(argv[1], &pem, &len) != 0) return fprintf(stderr, "usage: test_anchors BUNDLE\n"), 2;
-  size_t n = anchors_from_pem((const unsigned char *)pem, len, &ta);
+  if (argc != 2 || fs_read(argv[1], &pem) != 0) return fprintf(stderr, "usage: test_anchors BUNDLE\n"), 2;
+  size_t n = anchors_from_pem((const unsigned char *)pem.p, pem.len, &ta);
   printf("%s - anchors: %zu built in, %zu in the bundle\n",
          n > 100 && n == builtin_anchors_len ? "ok" : "not ok", builtin_anchors_len, n);
   for (size_t i = 0; i < n && i < builtin_anchors_len; i++) {

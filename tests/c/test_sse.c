@@ -17,38 +17,43 @@ static int record(void *ud, const struct sse_event *ev) {
   return ++events == stop_after;
 }
 
-/* Feed input in pieces of `step` bytes (0: whole), or split once at `split`. */
-static int feed(const char *in, size_t len, size_t step, size_t split, int *rc) {
+/* Feed input in pieces of `step` bytes (0: whole), or split once at `split`; returns the
+   parser's result. */
+static int feed(const char *in, size_t len, size_t step, size_t split) {
   struct sse p;
+  int rc = SSE_OK;
   sse_init(&p);
   got[0] = '\0';
   events = 0;
-  *rc = SSE_OK;
   if (split) {
-    *rc = sse_feed(&p, in, split, record, NULL);
-    if (*rc == SSE_OK) *rc = sse_feed(&p, in + split, len - split, record, NULL);
+    rc = sse_feed(&p, in, split, record, NULL);
+    if (rc == SSE_OK) rc = sse_feed(&p, in + split, len - split, record, NULL);
   } else if (step) {
-    for (size_t i = 0; i < len && *rc == SSE_OK; i += step)
-      *rc = sse_feed(&p, in + i, len - i < step ? len - i : step, record, NULL);
+    for (size_t i = 0; i < len && rc == SSE_OK; i += step)
+      rc = sse_feed(&p, in + i, len - i < step ? len - i : step, record, NULL);
   } else {
-    *rc = sse_feed(&p, in, len, record, NULL);
+    rc = sse_feed(&p, in, len, record, NULL);
   }
   sse_free(&p);
-  return 0;
+  return rc;
 }
 
 static int failures, count;
 
+/* One way of feeding went right: the events wanted, and no error. */
+static int fed_right(int rc, const char *want, const char *how, char *why, size_t n) {
+  if (rc == SSE_OK && strcmp(got, want) == 0) return 1;
+  snprintf(why, n, "%s: got %.160s (%s)", how, got, sse_strerror(rc));
+  return 0;
+}
+
 static void expect_len(const char *name, const char *in, size_t len, const char *want) {
-  int rc, ok = 1;
-  char why[256] = "";
-  feed(in, len, 0, 0, &rc);
-  if (strcmp(got, want) != 0) ok = 0, snprintf(why, sizeof why, "whole: got %s", got);
-  feed(in, len, 1, 0, &rc);
-  if (ok && strcmp(got, want) != 0) ok = 0, snprintf(why, sizeof why, "byte by byte: got %s", got);
+  char why[256] = "", how[32];
+  int ok = fed_right(feed(in, len, 0, 0), want, "whole", why, sizeof why) &&
+           fed_right(feed(in, len, 1, 0), want, "byte by byte", why, sizeof why);
   for (size_t s = 1; ok && s < len; s++) {
-    feed(in, len, 0, s, &rc);
-    if (strcmp(got, want) != 0) ok = 0, snprintf(why, sizeof why, "split at %zu: got %s", s, got);
+    snprintf(how, sizeof how, "split at %zu", s);
+    ok = fed_right(feed(in, len, 0, s), want, how, why, sizeof why);
   }
   count++;
   if (!ok) failures++;
@@ -94,7 +99,7 @@ int main(void) {
 
   int rc;
   stop_after = 1;
-  feed("data: a\n\ndata: b\n\n", 18, 0, 0, &rc);
+  rc = feed("data: a\n\ndata: b\n\n", 18, 0, 0);
   check("callback can stop the stream", rc == SSE_STOPPED && strcmp(got, "message|a||-1;") == 0);
   stop_after = -1;
 

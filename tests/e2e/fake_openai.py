@@ -6,7 +6,11 @@
   json     answers with one JSON completion instead of a stream
   error500 answers 500 with an OpenAI-style error
   slow     sends nothing for 5 s, then the answer
-The key must be "test-key" (else 401, as OpenAI answers)."""
+The key must be "test-key" (else 401, as OpenAI answers).
+Some GET paths answer in ways a client must cope with:
+  /_dup       a JSON answer with the header X-Dup twice ("a", then "b")
+  /_continue  an interim "100 Continue" block, then a 201 answer with X-Final: yes
+  /_stall     nothing at all for 30 s (or until the client hangs up)"""
 import json
 import threading
 import time
@@ -32,6 +36,20 @@ class OpenAI(Handler):
         if self.route == "/_release":
             RELEASE.set()
             return self.send_json(200, {"released": True})
+        if self.route == "/_dup":
+            self.send_response(200)
+            self.send_header("X-Dup", "a")
+            self.send_header("X-Dup", "b")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            return self.wfile.write(b"{}")
+        if self.route == "/_continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+            return self.send_json(201, {"final": True}, {"X-Final": "yes"})
+        if self.route == "/_stall":
+            time.sleep(30)
+            return self.send_json(200, {"late": True})
         if self.route == "/v1/models":
             return self.send_json(200, {"object": "list", "data": [{"id": "echo", "object": "model"}]})
         self.send_json(404, {"error": {"message": "no such path", "type": "not_found"}})

@@ -1,0 +1,30 @@
+/* Locks of the credential stores kimictl shares with the official Kimi clients: Kimi CLI's
+   flock on a lock file, and kimi-code's lock directory (proper-lockfile style). Pure C. */
+#ifndef KIMICTL_LOCK_H
+#define KIMICTL_LOCK_H
+#include <pthread.h>
+
+enum lock_kind { LOCK_FLOCK, LOCK_DIR };
+
+struct lock {
+  enum lock_kind kind;
+  int held;
+  int fd;                  /* LOCK_FLOCK: the locked file */
+  char path[4096];
+  pthread_t beat;          /* LOCK_DIR: a thread keeps the directory's mtime fresh */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;
+};
+
+/* A directory lock older than this is abandoned and may be taken over. */
+#define LOCK_DIR_STALE_MS 5000
+#define LOCK_DIR_BEAT_MS 2000
+
+/* Take the lock, waiting up to timeout_ms. 0, or -1 with errno: ETIMEDOUT when another
+   holder kept it, ENOTDIR when a LOCK_DIR path is something other than a directory. */
+int lock_take(struct lock *l, enum lock_kind kind, const char *path, long timeout_ms);
+/* Release a held lock; releasing again, or a lock never taken, does nothing. */
+void lock_release(struct lock *l);
+
+#endif

@@ -1,0 +1,34 @@
+/* Process helpers that need no Lua: the running binary, detached children, and a secret
+   typed at a terminal. Pure C. */
+#ifndef KIMICTL_PROC_H
+#define KIMICTL_PROC_H
+#include "buf.h"
+
+#include <sys/types.h>
+
+/* All return 0, or -1 with errno set. */
+
+int proc_exe(char *out, size_t size);   /* the absolute path of the running binary */
+int proc_setsid(void);                  /* lead a new session; already leading one is fine */
+
+struct proc_child {
+  pid_t pid;   /* 0 once reaped */
+  int out;     /* the read end of the child's stdout, -1 once closed */
+};
+
+/* Start argv[0] (a path) with argv in a session of its own, default signal dispositions and
+   an empty signal mask, stdin from /dev/null, stdout a pipe to c->out, stderr inherited or
+   /dev/null. No other descriptor of ours reaches it: they are all close-on-exec. */
+int proc_spawn_detached(struct proc_child *c, char *const argv[], int stderr_null);
+/* The child's stdout into out until EOF (bytes past out->max are read and dropped, so the
+   child never blocks on a full pipe), then its exit in *status (as waitpid gives it).
+   Both by deadline (clock_now_ms); ETIMEDOUT then, and the child goes on running. */
+int proc_collect(struct proc_child *c, struct buf *out, long long deadline, int *status);
+void proc_child_close(struct proc_child *c);   /* closes the pipe; never kills the child */
+
+/* One line from stdin into out, without its line end. On a terminal: the prompt on stderr
+   and no echo, the terminal restored afterwards (a fatal signal restores it, then kills).
+   1 at end of input with nothing read. */
+int proc_read_secret(const char *prompt, struct buf *out);
+
+#endif
