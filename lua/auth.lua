@@ -22,10 +22,17 @@ function auth.oauth_store(p, profile)
   return core.fs.stat(succ.path) and succ or cli
 end
 
+-- The program of a command line, for showing: "pass ..." for "pass show moonshot".
+local function program(cmd)
+  return (cmd:match("^%s*(%S+)") or "?") .. (cmd:match("^%s*%S+%s+%S") and " ..." or "")
+end
+
 -- auth.source(p, profile) -> { kind, where, key?, cmd?, store?, region? } | nil, message
 -- kind: "none", "env", "api_key", "key_cmd", "oauth" or "missing"
 function auth.source(p, profile)
   profile = profile or "default"
+  local okname, why = paths.check_name("profile", profile)
+  if not okname then return nil, why end
   local doc, err = profiles.load()
   if not doc then return nil, err end
   local entry = (doc.providers[p.name] or {})[profile]
@@ -41,7 +48,8 @@ function auth.source(p, profile)
   elseif entry.api_key then
     src.kind, src.where, src.key = "api_key", paths.show(profiles.path()), entry.api_key
   elseif entry.key_cmd then
-    src.kind, src.where, src.cmd = "key_cmd", "key_cmd: " .. entry.key_cmd, entry.key_cmd
+    -- where names the program only: the rest of a command line may hold a secret
+    src.kind, src.where, src.cmd = "key_cmd", "key_cmd: " .. program(entry.key_cmd), entry.key_cmd
   elseif p.auth == "oauth" then
     src.kind, src.store = "oauth", auth.oauth_store(p, profile)
     src.where = paths.show(src.store.path) ..
@@ -57,7 +65,7 @@ local function run_key_cmd(cmd)
   local out = f and f:read("l")
   local ok = f and f:close()
   if not ok or not out or not out:match("%S") then
-    return nil, ("the key_cmd '%s' failed or printed nothing"):format(cmd)
+    return nil, ("the key_cmd (%s) failed or printed nothing"):format(program(cmd))
   end
   return (out:gsub("^%s+", ""):gsub("%s+$", ""))
 end
@@ -69,7 +77,8 @@ function auth.credentials(p, src, opts)
   local key, err = src.key, nil
   if src.kind == "key_cmd" then key, err = run_key_cmd(src.cmd) end
   if src.kind == "oauth" then
-    local cred, msg, kind, hint = tokens.get(p, src.store, src.region, opts)
+    local cred, msg, kind, hint = tokens.get(p, src.store, src.region,
+      { rejected_access = opts and opts.rejected_access, profile = src.profile })
     if not cred then return nil, msg, kind, hint end
     return { authorization = "Bearer " .. cred.access_token, token = cred.access_token, refreshable = true }
   end
@@ -81,6 +90,76 @@ function auth.credentials(p, src, opts)
   end
   if not key then return nil, err, "auth" end
   return { authorization = "Bearer " .. key, token = key }
+end
+
+-- auth.save_key(p, profile, { api_key = | key_cmd =, region = }) -> note | nil, message
+-- Saves the key in the profile; note says what it now shadows, if anything.
+function auth.save_key(p, profile, key)
+  local entry, err = profiles.get(p.name, profile)
+  if err then return nil, err end
+  entry = entry or {}
+  entry.api_key, entry.key_cmd = key.api_key, key.key_cmd
+  entry.region = key.region or entry.region
+  local ok, serr = profiles.set(p.name, profile, entry)
+  if not ok then return nil, "could not save the key: " .. serr end
+  if p.auth == "oauth" then
+    local st = auth.oauth_store(p, profile)
+    if core.fs.stat(st.path) then
+      return ("kimictl now uses this key instead of your %s login in %s (the login is kept). " ..
+        "To use the login again: kimictl logout --provider %s%s --key-only"):format(p.name, paths.show(st.path),
+        p.name, profile ~= "default" and (" --profile " .. profile) or "")
+    end
+  end
+  return ""
+end
+
+-- auth.save_login(p, profile, cred, region) -> store | nil, message
+-- An OAuth login replaces a key saved in the profile (a key would shadow it).
+function auth.save_login(p, profile, cred, region)
+  local entry, err = profiles.get(p.name, profile)
+  if err then return nil, err end
+  if entry and (entry.api_key or entry.key_cmd) or region or profile ~= "default" then
+    entry = entry or {}
+    entry.region, entry.api_key, entry.key_cmd = region or entry.region, nil, nil
+    local ok, perr = profiles.set(p.name, profile, entry)
+    if not ok then return nil, "could not save the profile: " .. perr end
+  end
+  local st = auth.oauth_store(p, profile)
+  local lock <close>, lerr = store.lock(st, p.oauth.lock_timeout_ms or 60000)
+  if not lock then return nil, "could not take the login's lock: " .. lerr end
+  local ok, werr = store.write(st, cred)
+  if not ok then return nil, werr end
+  return st
+end
+
+-- auth.logout(p, profile, key_only) -> list of what was removed (may be empty) | nil, message
+function auth.logout(p, profile, key_only)
+  local entry, err = profiles.get(p.name, profile)
+  if err then return nil, err end
+  local removed = {}
+  if p.auth == "oauth" and not key_only then
+    local st = auth.oauth_store(p, profile)
+    local existed = core.fs.stat(st.path)
+    local ok, rerr = store.remove(st, p.oauth.lock_timeout_ms or 60000)
+    if not ok then return nil, ("could not remove %s: %s"):format(paths.show(st.path), rerr) end
+    if existed then
+      removed[#removed + 1] = paths.show(st.path) ..
+        (st.shared_with and (" (" .. st.shared_with .. " shared it, so it is logged out too)") or "")
+    end
+  end
+  if entry and key_only then
+    if entry.api_key or entry.key_cmd then
+      entry.api_key, entry.key_cmd = nil, nil
+      local ok, perr = profiles.set(p.name, profile, next(entry) and entry or nil)
+      if not ok then return nil, ("could not update %s: %s"):format(paths.show(profiles.path()), perr) end
+      removed[#removed + 1] = ("the key saved for %s/%s"):format(p.name, profile)
+    end
+  elseif entry then
+    local ok, perr = profiles.set(p.name, profile, nil)
+    if not ok then return nil, ("could not update %s: %s"):format(paths.show(profiles.path()), perr) end
+    removed[#removed + 1] = ("the profile %s/%s from %s"):format(p.name, profile, paths.show(profiles.path()))
+  end
+  return removed
 end
 
 return auth

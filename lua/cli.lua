@@ -1,5 +1,6 @@
 -- Command-line parsing and the conventions every command shares: usage, exit codes, messages.
 local core = require "core"
+local paths = require "paths"
 
 local cli = {}
 
@@ -7,15 +8,19 @@ cli.EXIT_OK, cli.EXIT_FAIL, cli.EXIT_USAGE = 0, 1, 2
 
 -- Options several commands share; every command also takes -h/--help.
 local HELP = { "-h", "--help", help = "show this help" }
+local function name_of(what) return function(v) return paths.check_name(what, v) end end
 cli.opt = {
   provider = function(default)
-    return { nil, "--provider", value = "NAME", help = "provider to use (default: " .. default .. ")" }
+    return { nil, "--provider", value = "NAME", check = name_of("provider"),
+             help = "provider to use (default: " .. default .. ")" }
   end,
-  profile = { "-P", "--profile", value = "NAME", help = "which login of the provider (default: default)" },
+  profile = { "-P", "--profile", value = "NAME", check = name_of("profile"),
+              help = "which login of the provider (default: default)" },
   json = { nil, "--json", help = "print JSON instead of text" },
 }
 
--- An option spec: { "-p", "--prompt", value = "PROMPT", help = "..." }; short may be nil.
+-- An option spec: { "-p", "--prompt", value = "PROMPT", help = "...", check = fn }; short
+-- may be nil; check(value) -> value | nil, message refuses a bad value as a usage error.
 local function find_option(spec, flag)
   for _, o in ipairs(spec.options or {}) do
     if o[1] == flag or o[2] == flag then return o end
@@ -29,6 +34,7 @@ end
 
 -- cli.parse(spec, argv, first) -> opts, positional | nil, message
 -- Accepts --name value, --name=value, -n value, flags, and -- to end the options.
+-- spec.max_args (default 0) bounds the positional arguments.
 function cli.parse(spec, argv, first)
   local opts, rest, i = {}, {}, first or 1
   while i <= #argv do
@@ -48,6 +54,10 @@ function cli.parse(spec, argv, first)
           v = argv[i]
         end
         if v == nil then return nil, ("option '%s' needs a value (%s)"):format(flag, o.value) end
+        if o.check then
+          local ok, why = o.check(v)
+          if not ok then return nil, ("%s: %s"):format(flag, why) end
+        end
         opts[key_of(o)] = v
       elseif inline then
         return nil, ("option '%s' takes no value"):format(flag)
@@ -59,6 +69,9 @@ function cli.parse(spec, argv, first)
     end
     i = i + 1
   end
+  if #rest > (spec.max_args or 0) then
+    return nil, ("unexpected argument '%s' for 'kimictl %s'"):format(rest[(spec.max_args or 0) + 1], spec.name)
+  end
   return opts, rest
 end
 
@@ -69,7 +82,7 @@ function cli.help(spec)
   options[#options + 1] = HELP
   for _, o in ipairs(options) do
     local names = (o[1] and (o[1] .. ", ") or "    ") .. o[2] .. (o.value and (" " .. o.value) or "")
-    lines[#lines + 1] = ("  %-28s %s"):format(names, o.help or "")
+    if not o.hidden then lines[#lines + 1] = ("  %-28s %s"):format(names, o.help or "") end
   end
   if spec.details then
     lines[#lines + 1] = ""
@@ -92,6 +105,7 @@ end
 
 -- cli.fail(message[, hint]) -> EXIT_FAIL, after telling the user what went wrong and what to do.
 function cli.fail(message, hint, code)
+  io.stdout:flush()   -- what was printed so far comes first, never glued to the message
   io.stderr:write(cli.style("red", "kimictl: ") .. core.log.redact(message) .. "\n")
   if hint then io.stderr:write(core.log.redact(hint) .. "\n") end
   return code or cli.EXIT_FAIL

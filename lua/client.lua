@@ -26,7 +26,8 @@ end
 
 -- client.request(p, req[, ctx]) -> res | nil, message, kind, hint
 -- req: { method=, path=, body= (string, or table sent as JSON), headers=, on_event=, timeout_ms= }
--- ctx: { profile = name }. An HTTP error answer is a res with its status, not an error.
+-- ctx: { profile = name }. An HTTP error answer is a res with its status, not an error;
+-- res.source = { kind, where } says which credentials were sent (for provider.explain).
 function client.request(p, req, ctx)
   local src, serr = auth.source(p, ctx and ctx.profile)
   if not src then return nil, serr, "auth" end
@@ -39,6 +40,7 @@ function client.request(p, req, ctx)
     if not creds then return nil, err, kind, hint end
     res, rerr, rkind = send(p, src, creds, req)
   end
+  if res then res.source = { kind = src.kind, where = src.where } end
   return res, rerr, rkind
 end
 

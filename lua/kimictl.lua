@@ -1,6 +1,7 @@
 -- The one Lua entry C calls: require("kimictl")(argv) -> exit code.
 local core = require "core"
 local cli = require "cli"
+local errors = require "errors"
 
 -- Each command lives in lua/commands/<name>.lua and returns a spec with a run function.
 local commands = {
@@ -56,6 +57,18 @@ local function run_command(name, argv)
   return spec.run(opts, rest, { commands = commands, top_help = top_help, load = load_command }) or 0
 end
 
+-- A mistake in the user's files is printed as it is; anything else is a bug, raised on
+-- with its traceback when debugging.
+local function run_caught(name, argv)
+  local ok, code = xpcall(run_command, function(e)
+    if errors.is_mistake(e) or core.log.level() ~= "debug" then return e end
+    return debug.traceback(tostring(e), 2)
+  end, name, argv)
+  if ok then return code end
+  if errors.is_mistake(code) then return cli.fail(code.message) end
+  error(code, 0)
+end
+
 return function(argv)
   local first = argv[1]
   if first == nil or first == "-h" or first == "--help" then
@@ -68,5 +81,5 @@ return function(argv)
   elseif not is_command(first) then
     return cli.usage_error(top_spec, ("unknown command '%s'"):format(first))
   end
-  return run_command(first, argv)
+  return run_caught(first, argv)
 end

@@ -1,4 +1,7 @@
 -- Where kimictl keeps things: XDG directories, and paths shown with ~ for reading.
+local core = require "core"
+local errors = require "errors"
+
 local paths = {}
 
 local function env(name)
@@ -18,6 +21,26 @@ end
 -- $XDG_STATE_HOME/kimictl, else ~/.local/state/kimictl: what kimictl remembers between runs.
 function paths.state_dir()
   return (env("XDG_STATE_HOME") or (paths.home() .. "/.local/state")) .. "/kimictl"
+end
+
+-- A name that becomes part of a path (profile, provider): letters, digits, '-' and '_',
+-- 1 to 64 of them, so that "../x", "a/b" or "" can never name a file elsewhere.
+-- paths.check_name(what, s) -> s | nil, message
+function paths.check_name(what, s)
+  if type(s) == "string" and #s <= 64 and s:match("^[%w_-]+$") then return s end
+  return nil, ("bad %s name %s: use 1 to 64 letters, digits, '-' or '_'"):format(what,
+    type(s) == "string" and ("'" .. s .. "'") or ("(a " .. type(s) .. ")"))
+end
+
+-- paths.run_file(path, what) -> what the Lua file returns. A file that does not load or
+-- fails is a mistake of the user's, reported with the file (as ~/...) and the line.
+function paths.run_file(path, what)
+  local function shown(msg) return (tostring(msg):gsub(path:gsub("%p", "%%%0"), (paths.show(path):gsub("%%", "%%%%")))) end
+  local chunk, err = loadfile(path, "t")
+  if not chunk then errors.mistake(("your %s does not load: %s"):format(what, shown(err))) end
+  local ok, result = xpcall(chunk, core.log.level() == "debug" and debug.traceback or tostring)
+  if not ok then errors.mistake(("your %s failed: %s"):format(what, shown(result))) end
+  return result
 end
 
 function paths.dirname(p)

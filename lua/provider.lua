@@ -1,8 +1,77 @@
--- Providers: load one by name (the user's copy first), apply user.lua patches, and
--- resolve its settings. Requests go through client.lua.
+-- Providers: load one by name (the user's copy first), check it, apply user.lua patches,
+-- and resolve its settings. Requests go through client.lua.
 local core = require "core"
+local errors = require "errors"
+local paths = require "paths"
 
 local provider = {}
+
+-- The fields kimictl reads, and what each must be. Other fields are the provider's own.
+local MS = "ms"
+local SCHEMA = {
+  name = "string", description = "string", api = "string", auth = "string",
+  base_url = "string", default_model = "string",
+  base_url_env = "names", api_key_env = "names", model_env = "names",
+  headers = "headers", hints = "table", explain = "function", regions = "regions",
+  timeouts = { connect_ms = MS, idle_ms = MS, total_ms = MS },
+  oauth = {
+    host = "string", host_env = "names", client_id = "string", device_path = "string",
+    token_path = "string", headers = "headers", share_dir = "string", share_dir_env = "names",
+    successor_dir = "string", successor_dir_env = "names", slow_down_ms = MS, reread_ms = MS,
+    retry_delays_ms = "ms_list", rejected_ttl_s = MS, lock_timeout_ms = MS, timeout_ms = MS,
+  },
+}
+
+local function is_ms(v) return math.tointeger(v) ~= nil and v >= 0 end
+local function list_of(ok) return function(v)
+  if type(v) ~= "table" then return false end
+  for i, x in pairs(v) do
+    if math.type(i) ~= "integer" or not ok(x) then return false end
+  end
+  return true
+end end
+
+-- Each kind: a test, and how to name what it wants.
+local KINDS = {
+  string = { function(v) return type(v) == "string" end, "a string" },
+  table = { function(v) return type(v) == "table" end, "a table" },
+  ["function"] = { function(v) return type(v) == "function" end, "a function" },
+  ms = { is_ms, "a whole number >= 0" },
+  ms_list = { list_of(is_ms), "a list of whole numbers >= 0" },
+  names = { list_of(function(x) return type(x) == "string" end), "a list of strings" },
+  headers = { function(v)
+    if type(v) ~= "table" then return false end
+    for k, x in pairs(v) do
+      if type(k) ~= "string" or not (type(x) == "string" or type(x) == "function" or x == false) then return false end
+    end
+    return true
+  end, 'a table of { ["Name"] = "value" | function | false }' },
+  regions = { function(v)
+    if type(v) ~= "table" then return false end
+    for _, r in pairs(v) do
+      if type(r) ~= "table" then return false end
+    end
+    return true
+  end, "a table of region tables" },
+}
+
+-- The first field of t that does not fit the schema, as "where.field must be X, got a Y".
+local function misfit(t, schema, where)
+  for k, want in pairs(schema) do
+    local v = t[k]
+    if v ~= nil then
+      local field = where .. "." .. k
+      if type(want) == "table" then
+        if type(v) ~= "table" then return ("%s must be a table, got a %s"):format(field, type(v)) end
+        local why = misfit(v, want, field)
+        if why then return why end
+      elseif not KINDS[want][1](v) then
+        return ("%s must be %s, got %s"):format(field, KINDS[want][2],
+          type(v) == "table" and "a table that does not fit" or ("a " .. type(v)))
+      end
+    end
+  end
+end
 
 -- user.lua in the user's Lua directory may return { providers = { NAME = { field = value } } };
 -- tables are merged key by key, so a patch can change one header and keep the rest.
@@ -12,11 +81,16 @@ local function load_user_patch()
   user_patch = {}
   local path = core.lua_dir and (core.lua_dir .. "/user.lua")
   if not path or not core.fs.stat(path) then return user_patch end
-  local chunk, err = loadfile(path, "t")
-  if not chunk then error("your user.lua does not load: " .. err, 0) end
-  local ok, result = xpcall(chunk, debug.traceback)
-  if not ok then error("your user.lua failed: " .. tostring(result), 0) end
-  if type(result) == "table" then user_patch = result end
+  local shown, result = paths.show(path), paths.run_file(path, "user.lua")
+  local why = type(result) ~= "table" and ("must return a table, got a " .. type(result))
+    or (result.providers ~= nil and type(result.providers) ~= "table" and "providers must be a table of provider patches")
+  for name, patch in pairs(not why and result.providers or {}) do
+    why = type(patch) ~= "table" and ("providers.%s must be a table, got a %s"):format(tostring(name), type(patch))
+      or misfit(patch, SCHEMA, "providers." .. tostring(name))
+    if why then break end
+  end
+  if why then errors.mistake(shown .. ": " .. why) end
+  user_patch = result
   return user_patch
 end
 
@@ -33,15 +107,19 @@ local cache = {}
 -- provider.load(name) -> provider | nil, message
 function provider.load(name)
   if cache[name] then return cache[name] end
-  if not name:match("^[%w_-]+$") then return nil, ("bad provider name '%s'"):format(name) end
-  local ok, p = pcall(require, "providers." .. name)
-  if not ok then
+  local ok, why = paths.check_name("provider", name)
+  if not ok then return nil, why end
+  local loaded, p = pcall(require, "providers." .. name)
+  if not loaded then
     if tostring(p):find("module 'providers." .. name .. "' not found", 1, true) then
       return nil, ("unknown provider '%s'"):format(name)
     end
     error(p, 0)
   end
-  if type(p) ~= "table" then return nil, ("providers/%s.lua must return a table"):format(name) end
+  local file = "providers/" .. name .. ".lua"
+  if type(p) ~= "table" then return nil, ("%s must return a table, got a %s"):format(file, type(p)) end
+  why = misfit(p, SCHEMA, "provider")
+  if why then return nil, file .. ": " .. why end
   p.name = p.name or name
   local patch = (load_user_patch().providers or {})[name]
   if patch then merge(p, patch) end
@@ -58,30 +136,45 @@ local function from_env(names)
 end
 provider.from_env = from_env
 
--- The base URL: the environment first, then the region's (if the profile chose one), then the default.
-function provider.base_url(p, region)
+-- A URL of the provider: the environment first, then the profile's region (its `field`,
+-- "api" or "oauth"), then the default; no final slash.
+function provider.region_url(p, region, field, env_names, default)
   local r = region and p.regions and p.regions[region]
-  return ((from_env(p.base_url_env) or (r and r.api) or p.base_url or ""):gsub("/+$", ""))
+  return ((from_env(env_names) or (r and r[field]) or default or ""):gsub("/+$", ""))
+end
+
+function provider.base_url(p, region)
+  return provider.region_url(p, region, "api", p.base_url_env, p.base_url)
 end
 
 function provider.default_model(p)
   return from_env(p.model_env) or p.default_model
 end
 
--- All headers of a request: the provider's, then the credentials, then the request's own.
--- A provider header may be a function(provider) -> value; false drops it.
-function provider.headers(p, creds, extra)
-  local h = {}
-  for k, v in pairs(p.headers or {}) do
+-- Header values as sent: a function(provider) is called, false drops the header.
+function provider.expand_headers(p, list, into)
+  into = into or {}
+  for k, v in pairs(list or {}) do
     if type(v) == "function" then v = v(p) end
-    if v then h[k] = v end
+    if v then into[k] = v end
   end
+  return into
+end
+
+-- All headers of a request: the provider's, then the credentials, then the request's own.
+function provider.headers(p, creds, extra)
+  local h = provider.expand_headers(p, p.headers)
   if creds.authorization then h["Authorization"] = creds.authorization end
   for k, v in pairs(extra or {}) do h[k] = v end
   return h
 end
 
--- What an HTTP error answer means: "HTTP 401: message (type)" and a hint for the user.
+local CAUSE = { [401] = "auth_expired", [402] = "payment_required", [403] = "forbidden",
+                [404] = "not_found", [429] = "rate_limited" }
+
+-- What an HTTP error answer means -> message ("kimi answered HTTP 401: ..."), hint, cause.
+-- The provider's own explain(p, res, doc) may refine all three; res.source (set by
+-- client.request) says where the credentials came from.
 function provider.explain(p, res)
   local detail = ""
   local doc = core.json.decode(res.body or "")
@@ -97,12 +190,18 @@ function provider.explain(p, res)
   end
   local msg = ("%s answered HTTP %d%s"):format(p.name, res.status, detail ~= "" and (": " .. detail) or "")
   local hint = (p.hints or {})[res.status]
-  if not hint and res.status >= 500 then hint = "The service had a problem; try again in a moment." end
-  if type(p.explain) == "function" then
-    local m2, h2 = p.explain(p, res, doc)
-    msg, hint = m2 or msg, h2 or hint
+  local cause = CAUSE[res.status] or (res.status >= 500 and "server_error") or ("http_" .. res.status)
+  if res.status >= 500 then hint = hint or "The service had a problem; try again in a moment." end
+  local src = res.source
+  if res.status == 401 and src and src.kind == "env" then
+    hint = ("The key in %s was refused: correct it, or unset it%s."):format(src.where,
+      p.auth == "oauth" and (" to use your " .. p.name .. " login") or "")
   end
-  return msg, hint
+  if type(p.explain) == "function" then
+    local m2, h2, c2 = p.explain(p, res, doc)
+    msg, hint, cause = m2 or msg, h2 or hint, c2 or cause
+  end
+  return msg, hint, cause
 end
 
 return provider

@@ -6,7 +6,7 @@ local ui = {}
 -- ui.duration(seconds) -> "12 minutes", "3 hours", "2 days", "40 seconds"
 function ui.duration(s)
   s = math.abs(s)
-  local function plural(n, unit) return ("%d %s%s"):format(n, unit, n == 1 and "" or "s") end
+  local function plural(n, unit) return ("%.0f %s%s"):format(n, unit, n == 1 and "" or "s") end
   if s < 90 then return plural(math.floor(s + 0.5), "second") end
   if s < 90 * 60 then return plural(math.floor(s / 60 + 0.5), "minute") end
   if s < 36 * 3600 then return plural(math.floor(s / 3600 + 0.5), "hour") end

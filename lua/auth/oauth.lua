@@ -19,17 +19,13 @@ end
 
 -- The OAuth host: the environment first, then the profile's region, then the provider's default.
 function oauth.host(p, region)
-  local r = region and p.regions and p.regions[region]
-  return ((provider.from_env(p.oauth.host_env) or (r and r.oauth) or p.oauth.host):gsub("/+$", ""))
+  return provider.region_url(p, region, "oauth", p.oauth.host_env, p.oauth.host)
 end
 
 -- POST a form to the OAuth host -> status, document | nil, message, kind
 local function post(p, region, path, fields)
-  local headers = { ["Content-Type"] = "application/x-www-form-urlencoded", Accept = "application/json" }
-  for k, v in pairs(p.oauth.headers or {}) do
-    if type(v) == "function" then v = v(p) end
-    if v then headers[k] = v end
-  end
+  local headers = provider.expand_headers(p, p.oauth.headers,
+    { ["Content-Type"] = "application/x-www-form-urlencoded", Accept = "application/json" })
   local res, err, kind = core.http.request {
     method = "POST", url = oauth.host(p, region) .. path, headers = headers, body = form(fields),
     timeout_ms = p.oauth.timeout_ms or 30000, connect_timeout_ms = 15000,
@@ -88,11 +84,12 @@ end
 local RETRY_STATUS = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 local RETRY_KIND = { connect = true, timeout = true, reset = true, dns = true }
 
--- oauth.refresh(p, region, refresh_token) -> credential | nil, message, class
--- class: "rejected" (the grant is dead: log in again) or "failed" (after retries).
+-- oauth.refresh(p, region, refresh_token) -> credential | nil, message, class, kind
+-- class: "rejected" (the grant is dead: log in again) or "failed" (after retries); kind:
+-- core.http's kind of the last network failure (tls, dns, ...), or "http".
 function oauth.refresh(p, region, refresh_token)
   local delays = p.oauth.retry_delays_ms or { 1000, 2000 }
-  local last
+  local last, last_kind
   for attempt = 1, #delays + 1 do
     local status, doc, kind = post(p, region, p.oauth.token_path, {
       client_id = p.oauth.client_id, grant_type = "refresh_token", refresh_token = refresh_token,
@@ -103,18 +100,18 @@ function oauth.refresh(p, region, refresh_token)
         doc.error_description and (": " .. tostring(doc.error_description)) or ""), "rejected"
     end
     if status then
-      last = ("the login service answered HTTP %d to the refresh"):format(status)
-      if not RETRY_STATUS[status] then return nil, last, "failed" end
+      last, last_kind = ("the login service answered HTTP %d to the refresh"):format(status), "http"
+      if not RETRY_STATUS[status] then return nil, last, "failed", last_kind end
     else
-      last = doc
-      if not RETRY_KIND[kind] then return nil, last, "failed" end
+      last, last_kind = doc, kind
+      if not RETRY_KIND[kind] then return nil, last, "failed", last_kind end
     end
     if attempt <= #delays then
       core.log.info(("refresh failed (%s); trying again in %d ms"):format(last, delays[attempt]))
       core.proc.sleep(delays[attempt])
     end
   end
-  return nil, last .. " (tried " .. (#delays + 1) .. " times)", "failed"
+  return nil, last .. " (tried " .. (#delays + 1) .. " times)", "failed", last_kind
 end
 
 return oauth

@@ -8,6 +8,32 @@ local profiles = {}
 
 local function file() return paths.config_dir() .. "/profiles.json" end
 
+local ENTRY_FIELDS = { api_key = "string", key_cmd = "string", region = "string" }
+
+-- What is wrong with a decoded document, naming the field; nil when it is sound.
+local function problem(doc)
+  if type(doc) ~= "table" then return "not a JSON object" end
+  if doc.providers == nil then return nil end
+  if type(doc.providers) ~= "table" then return "providers must be an object" end
+  for name, by in pairs(doc.providers) do
+    local ok, why = paths.check_name("provider", name)
+    if not ok then return "providers: " .. why end
+    if type(by) ~= "table" then return ("providers.%s must be an object, got a %s"):format(name, type(by)) end
+    for prof, entry in pairs(by) do
+      ok, why = paths.check_name("profile", prof)
+      if not ok then return ("providers.%s: %s"):format(name, why) end
+      if type(entry) ~= "table" then
+        return ("providers.%s.%s must be an object, got a %s"):format(name, prof, type(entry))
+      end
+      for k, want in pairs(ENTRY_FIELDS) do
+        if entry[k] ~= nil and type(entry[k]) ~= want then
+          return ("providers.%s.%s.%s must be a %s, got a %s"):format(name, prof, k, want, type(entry[k]))
+        end
+      end
+    end
+  end
+end
+
 -- profiles.load() -> doc | nil, message   (a missing file is an empty doc)
 function profiles.load()
   local text, err, code = core.fs.read(file())
@@ -16,9 +42,10 @@ function profiles.load()
     return nil, err
   end
   local doc, jerr = core.json.decode(text)
-  if type(doc) ~= "table" or (doc.providers ~= nil and type(doc.providers) ~= "table") then
+  local why = jerr or problem(doc)
+  if why then
     return nil, ("%s is damaged (%s); kimictl left it untouched: fix or remove it"):format(
-      paths.show(file()), jerr or "not a profiles document")
+      paths.show(file()), why)
   end
   doc.providers = doc.providers or {}
   return doc
@@ -37,10 +64,11 @@ function profiles.update(fn)
   return core.fs.write_atomic(file(), core.json.encode(doc), "0600")
 end
 
+-- profiles.get(provider, profile) -> entry | nil (none) | nil, message (a damaged file)
 function profiles.get(provider, profile)
-  local doc = profiles.load()
-  local by = doc and doc.providers[provider]
-  return type(by) == "table" and by[profile] or nil
+  local doc, err = profiles.load()
+  if not doc then return nil, err end
+  return (doc.providers[provider] or {})[profile]
 end
 
 function profiles.set(provider, profile, entry)

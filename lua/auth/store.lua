@@ -19,8 +19,11 @@ function store.kimi_code(home)
            shared_with = "kimi-code" }
 end
 
--- kimictl's own store for a named profile, in Kimi CLI's format.
+-- kimictl's own store for a named profile, in Kimi CLI's format. Both names were checked
+-- (paths.check_name) where they came in; checked again here, where they become a path.
 function store.kimictl(provider, profile)
+  assert(paths.check_name("provider", provider))
+  assert(paths.check_name("profile", profile))
   local dir = paths.config_dir() .. "/credentials"
   local base = dir .. "/" .. provider .. "-" .. profile
   return { kind = "kimictl", dir = dir, path = base .. ".json", lock_path = base .. ".lock",
@@ -29,6 +32,8 @@ end
 
 local function is_str(v) return type(v) == "string" end
 local function is_num(v) return math.type(v) ~= nil end
+-- A time kimictl can do arithmetic with: finite, from 1970 to the year 5138.
+local function is_time(v) return is_num(v) and v >= 0 and v < 1e11 end
 
 -- store.read(s) -> cred | nil, message, code ("missing", "corrupt", "io")
 -- Never changes the file: a file kimictl cannot read is reported and left as it is.
@@ -44,8 +49,10 @@ function store.read(s)
     why = jerr or "not a JSON object"
   elseif not is_str(doc.access_token) or not is_str(doc.refresh_token) then
     why = "access_token and refresh_token must be strings"
-  elseif doc.expires_at ~= nil and not is_num(doc.expires_at) then
-    why = "expires_at must be a number"
+  elseif doc.expires_at ~= nil and not is_time(doc.expires_at) then
+    why = "expires_at must be a time in seconds since 1970"
+  elseif doc.expires_in ~= nil and not is_time(doc.expires_in) then
+    why = "expires_in must be a number of seconds"
   end
   if why then
     return nil, ("the credential file %s is damaged (%s); kimictl left it untouched. " ..
@@ -99,10 +106,25 @@ end
 
 -- store.lock(s, timeout_ms) -> lock | nil, message, code. Release with lock:release() or <close>.
 function store.lock(s, timeout_ms)
-  local ok, err = core.fs.mkdir(paths.dirname(s.lock_path), "0700")
-  if not ok then return nil, err end
-  if s.sentinel and not core.fs.stat(s.sentinel) then core.fs.write_atomic(s.sentinel, "", "0600") end
+  local ok, err, code = core.fs.mkdir(paths.dirname(s.lock_path), "0700")
+  if ok and s.sentinel and not core.fs.stat(s.sentinel) then   -- kimi-code's lock sits beside it
+    ok, err, code = core.fs.write_atomic(s.sentinel, "", "0600")
+  end
+  if not ok then return nil, err, code end
   return core.lock.take(s.lock_path, s.lock_kind, timeout_ms)
+end
+
+-- store.check_writable(s) -> true | nil, message: the directory exists or can be made, and a
+-- file can be written in it (asked before a login, not after the user confirmed it).
+function store.check_writable(s)
+  local ok, err = core.fs.mkdir(s.dir, "0700")
+  if ok then
+    local probe = s.path .. ".probe"
+    ok, err = core.fs.write_atomic(probe, "", "0600")
+    if ok then core.fs.remove(probe) end
+  end
+  if not ok then return nil, ("cannot save a login in %s: %s"):format(paths.show(s.dir), err) end
+  return true
 end
 
 -- store.remove(s) -> true | nil, message: logout, under the store's lock.

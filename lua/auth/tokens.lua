@@ -1,7 +1,13 @@
 -- Fresh access tokens from a shared credential file: refresh when near expiry or after a
 -- 401, single-flight across processes under the store's lock; adopt what another process
 -- rotated; remember a refused refresh token; never damage or delete the file.
+--
+-- The refresh itself runs in a detached kimictl process (its own session) that takes the
+-- lock, sends the refresh, writes the file and exits: the server rotates the refresh token
+-- the moment it answers, so the answer must be saved even if the process that asked for it
+-- is interrupted (Ctrl-C, a closed terminal, kill -9, the OOM killer).
 local core = require "core"
+local errors = require "errors"
 local oauth = require "auth.oauth"
 local paths = require "paths"
 local store = require "auth.store"
@@ -18,8 +24,14 @@ end
 -- Refused refresh tokens, kept as fingerprints (never the token) with an expiry time.
 local function rejected_file() return paths.state_dir() .. "/rejected-refresh.json" end
 
+-- The table of refused fingerprints; {} when there is none or it cannot be read (said once).
 local function rejected_table()
-  local t = core.json.decode(core.fs.read(rejected_file()) or "{}")
+  local text, err, code = core.fs.read(rejected_file())
+  local t = text and core.json.decode(text)
+  if text and type(t) ~= "table" then err = "it is damaged" end
+  if (not text and code ~= "ENOENT") or (text and type(t) ~= "table") then
+    core.log.warn(("cannot read %s (%s): a refused login may be sent again"):format(paths.show(rejected_file()), err))
+  end
   return type(t) == "table" and t or {}
 end
 
@@ -34,8 +46,10 @@ function tokens.remember_rejected(refresh_token, ttl_s)
     if type(v) ~= "number" or v <= now then t[k] = nil end
   end
   t[core.hash.sha256(refresh_token)] = now + ttl_s
-  if core.fs.mkdir(paths.state_dir(), "0700") then
-    core.fs.write_atomic(rejected_file(), core.json.encode(t), "0600")
+  local ok, err = core.fs.mkdir(paths.state_dir(), "0700")
+  if ok then ok, err = core.fs.write_atomic(rejected_file(), core.json.encode(t), "0600") end
+  if not ok then
+    core.log.warn(("cannot remember the refused login (%s): the next run asks the login service again"):format(err))
   end
 end
 
@@ -44,11 +58,12 @@ local function revoked(st)
 end
 
 -- Inside the lock: adopt a token that is now good, or refresh and save.
+-- opts.rejected_fp: fingerprint of an access token the API refused; opts.force: refresh anyway.
 local function refresh_locked(p, st, region, opts)
   local cur, err = store.read(st)
   if not cur then return nil, err, "auth", LOGIN_AGAIN end
   if cur.access_token == "" then return revoked(st) end
-  if not tokens.needs_refresh(cur) and cur.access_token ~= opts.rejected_access then
+  if not opts.force and not tokens.needs_refresh(cur) and core.hash.sha256(cur.access_token) ~= opts.rejected_fp then
     core.log.debug("using the token another process refreshed in " .. paths.show(st.path))
     return cur
   end
@@ -56,7 +71,7 @@ local function refresh_locked(p, st, region, opts)
     return nil, ("your %s login was refused by the login service earlier and has not changed since"):format(p.name),
       "auth", LOGIN_AGAIN
   end
-  local fresh, rerr, class = oauth.refresh(p, region, cur.refresh_token)
+  local fresh, rerr, class, kind = oauth.refresh(p, region, cur.refresh_token)
   if not fresh and class == "rejected" then
     -- Another client may have rotated the token without our lock: look once more.
     core.proc.sleep(p.oauth.reread_ms or 1000)
@@ -66,7 +81,7 @@ local function refresh_locked(p, st, region, opts)
     return nil, ("your %s login has expired or was revoked: %s"):format(p.name, rerr), "auth", LOGIN_AGAIN
   elseif not fresh then
     return nil, ("could not refresh the %s login: %s"):format(p.name, rerr), "refresh",
-      "This is usually passing: try again in a minute. 'kimictl doctor' checks the connection."
+      (errors.hint(kind) or "Try again.") .. " 'kimictl doctor' checks each step."
   end
   if fresh.refresh_token == "" then fresh.refresh_token = cur.refresh_token end
   local ok, werr = store.write(st, fresh)
@@ -85,9 +100,57 @@ local function take_lock(p, st)
   return store.lock(st, math.max(0, (p.oauth.lock_timeout_ms or 60000) - 1000))
 end
 
+-- tokens.refresh_here(p, st, region, opts) -> cred | nil, message, kind, hint
+-- The whole refresh in this process, under the lock: what the detached worker runs.
+function tokens.refresh_here(p, st, region, opts)
+  local lock <close>, lerr = take_lock(p, st)
+  if not lock then
+    return nil, "could not take the login's lock: " .. lerr, "auth",
+      "Another program (Kimi CLI?) is refreshing the same login; try again."
+  end
+  return refresh_locked(p, st, region, opts)
+end
+
+-- How long a refresh may take: the lock wait, every try and the pauses between them.
+local function refresh_budget_ms(p)
+  local o, ms = p.oauth, 5000
+  for _, d in ipairs(o.retry_delays_ms or { 1000, 2000 }) do ms = ms + d + (o.timeout_ms or 30000) end
+  return ms + (o.timeout_ms or 30000) + (o.lock_timeout_ms or 60000) + (o.reread_ms or 1000)
+end
+
+-- Run the refresh in a detached `kimictl auth refresh --worker` and adopt its result.
+-- Without a way to start it (no executable path), refresh here instead.
+local function refresh_detached(p, st, region, opts, profile)
+  local exe = core.proc.exe()
+  if not exe then
+    core.log.info("cannot find kimictl's own executable: refreshing in this process")
+    return tokens.refresh_here(p, st, region, opts)
+  end
+  local argv = { exe, "auth", "refresh", "--worker", "--provider", p.name, "--profile", profile }
+  if opts.rejected_fp then argv[#argv + 1] = "--rejected=" .. opts.rejected_fp end
+  if opts.force then argv[#argv + 1] = "--force" end
+  local quiet = core.log.level() ~= "debug" and not core.proc.isatty(2)
+  local res, err = core.proc.spawn_detached { argv = argv, timeout_ms = refresh_budget_ms(p),
+                                              stderr = quiet and "null" or "inherit" }
+  if not res then
+    return nil, ("the refresh of the %s login did not finish: %s"):format(p.name, err), "refresh",
+      "It goes on in the background; try again in a minute."
+  end
+  local out = core.json.decode(res.output:match("[^\n]*") or "")
+  if type(out) ~= "table" then
+    return nil, ("the refresh of the %s login failed (%s)"):format(p.name,
+      res.signal and ("killed by signal " .. res.signal) or ("exit status " .. tostring(res.status))), "refresh"
+  end
+  if not out.ok then return nil, out.message, out.kind, out.hint end
+  local cred, rerr = store.read(st)
+  if not cred then return nil, rerr, "auth", LOGIN_AGAIN end
+  return cred
+end
+
 -- tokens.get(p, st, region[, opts]) -> cred | nil, message, kind, hint
 -- opts.rejected_access: an access token the API just refused with 401; refresh unless the
--- file already holds another, good one.
+-- file already holds another, good one. opts.force: refresh in any case. opts.profile: the
+-- profile st belongs to (for the worker).
 function tokens.get(p, st, region, opts)
   opts = opts or {}
   local cred, err, code = store.read(st)
@@ -98,13 +161,10 @@ function tokens.get(p, st, region, opts)
     return nil, err, "auth"
   end
   if cred.access_token == "" then return revoked(st) end
-  if not opts.rejected_access and not tokens.needs_refresh(cred) then return cred end
-  local lock <close>, lerr = take_lock(p, st)
-  if not lock then
-    return nil, "could not take the login's lock: " .. lerr, "auth",
-      "Another program (Kimi CLI?) is refreshing the same login; try again."
-  end
-  return refresh_locked(p, st, region, opts)
+  if not opts.force and not opts.rejected_access and not tokens.needs_refresh(cred) then return cred end
+  return refresh_detached(p, st, region, {
+    force = opts.force, rejected_fp = opts.rejected_access and core.hash.sha256(opts.rejected_access),
+  }, opts.profile or "default")
 end
 
 return tokens

@@ -6,21 +6,31 @@ local profiles = require "auth.profiles"
 local provider = require "provider"
 local store = require "auth.store"
 local tokens = require "auth.tokens"
+local paths = require "paths"
 local ui = require "ui"
 
 local spec = {
-  summary = "Show your logins, or print a fresh access token for scripts.",
-  usage = "kimictl auth status [--json] | kimictl auth token [--provider NAME] [--profile NAME]",
+  summary = "Show your logins, print a fresh access token for scripts, or refresh a login now.",
+  usage = "kimictl auth status [--json] | kimictl auth token|refresh [--provider NAME] [--profile NAME]",
+  max_args = 1,
   options = {
     cli.opt.json,
     cli.opt.provider("kimi"),
     cli.opt.profile,
+    { nil, "--worker", hidden = true },            -- the detached refresh (auth/tokens.lua)
+    { nil, "--force", hidden = true },
+    { nil, "--rejected", value = "SHA256", hidden = true },
   },
   details = [[status lists every login: provider, profile, where its secret lives, and when the
 access token expires. It never prints a secret. token refreshes the login if needed and
-prints the access token (or the API key) alone on stdout.
+prints the access token (or the API key) alone on stdout. refresh refreshes an OAuth
+login now, even if its token is still fresh.
 Exit status of status: 0 when every login shown is usable, 1 otherwise.]],
 }
+
+-- The options each subcommand takes; any other is a usage error.
+local TAKES = { status = { json = true }, token = { provider = true, profile = true },
+                refresh = { provider = true, profile = true, worker = true, force = true, rejected = true } }
 
 local BUILT_IN = { "kimi", "moonshot", "openai" }
 
@@ -50,7 +60,7 @@ local function rows()
         elseif not cred then row.ok, row.state = false, rerr
         elseif cred.access_token == "" then row.ok, row.state = false, "revoked: run 'kimictl login'"
         else
-          row.expires_at = cred.expires_at
+          row.expires_at = math.floor(cred.expires_at)
           row.state = cred.expires_at > core.proc.now() and ("access token expires " .. ui.relative(cred.expires_at))
             or ("access token expired " .. ui.relative(cred.expires_at) .. "; refreshed on next use")
           if tokens.is_rejected(cred.refresh_token) then row.ok, row.state = false, "refused by the login service: run 'kimictl login'" end
@@ -72,7 +82,7 @@ local function status(opts)
   local all_ok = true
   for _, r in ipairs(list) do all_ok = all_ok and r.ok end
   if opts.json then
-    io.stdout:write(core.json.encode({ logins = list }) .. "\n")
+    io.stdout:write(core.json.encode({ logins = core.json.array(list) }) .. "\n")
   elseif #list == 0 then
     io.stdout:write("No logins yet. Run 'kimictl login' (Kimi Code) or " ..
       "'kimictl login --provider moonshot --api-key-stdin'.\n")
@@ -96,10 +106,43 @@ local function token(opts)
   return cli.EXIT_OK
 end
 
+-- kimictl auth refresh: refresh now, in the detached worker; --worker is that worker.
+local function refresh(opts)
+  local p, err = provider.load(opts.provider or "kimi")
+  if not p then return cli.fail(err) end
+  local src, serr = auth.source(p, opts.profile)
+  if not src then return cli.fail(serr) end
+  if src.kind ~= "oauth" then
+    return cli.fail(("the %s login (profile '%s') is a key from %s: there is nothing to refresh"):format(
+      p.name, src.profile, src.where or "nowhere"))
+  end
+  if opts.worker then
+    core.proc.setsid()   -- out of the terminal's reach: Ctrl-C and hang-ups stop only the parent
+    local cred, msg, kind, hint = tokens.refresh_here(p, src.store, src.region,
+      { force = opts.force, rejected_fp = opts.rejected })
+    io.stdout:write(core.json.encode(cred and { ok = true } or { ok = false, message = msg, kind = kind, hint = hint }) .. "\n")
+    return cred and cli.EXIT_OK or cli.EXIT_FAIL
+  end
+  local cred, msg, _, hint = tokens.get(p, src.store, src.region, { force = true, profile = src.profile })
+  if not cred then return cli.fail(msg, hint) end
+  ui.say(("Refreshed the %s login in %s; the access token expires %s."):format(p.name,
+    paths.show(src.store.path), ui.relative(cred.expires_at)))
+  return cli.EXIT_OK
+end
+
+local RUN = { status = status, token = token, refresh = refresh }
+
 function spec.run(opts, args)
-  if args[1] == "status" then return status(opts) end
-  if args[1] == "token" then return token(opts) end
-  return cli.usage_error(spec, args[1] and ("unknown auth command '" .. args[1] .. "'") or "say status or token")
+  local sub = args[1]
+  if not RUN[sub] then
+    return cli.usage_error(spec, sub and ("unknown auth command '" .. sub .. "'") or "say status, token or refresh")
+  end
+  for k in pairs(opts) do
+    if not TAKES[sub][k] then
+      return cli.usage_error(spec, ("'kimictl auth %s' takes no --%s"):format(sub, k:gsub("_", "-")))
+    end
+  end
+  return RUN[sub](opts)
 end
 
 return spec

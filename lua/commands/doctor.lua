@@ -3,6 +3,7 @@ local auth = require "auth"
 local cli = require "cli"
 local client = require "client"
 local core = require "core"
+local errors = require "errors"
 local paths = require "paths"
 local provider = require "provider"
 local store = require "auth.store"
@@ -20,30 +21,14 @@ local spec = {
   details = "Exit status: 0 when every check passes, 1 when one fails.",
 }
 
--- What a failed request means: a cause code, the message, and the fix.
-local NET = {
-  dns = "Check the host name, your network and DNS (static kimictl reads /etc/hosts and /etc/resolv.conf).",
-  tls = "Check SSL_CERT_FILE if you set it, the system clock, and any proxy that intercepts TLS.",
-  connect = "Check your network, firewall or proxy settings (https_proxy).",
-  proxy = "Check https_proxy / http_proxy / no_proxy.",
-  timeout = "The network or the service is slow: try again; check your proxy.",
-  reset = "The connection broke: try again.",
-}
-
+-- What a failed request means: a cause code, the message, and the fix. The provider
+-- explains its own answers (provider.explain); network failures are named by kind.
 local function classify(p, res, err, kind, hint)
   if not res then
-    return { cause = kind == "auth" and "auth_expired" or kind or "failed", detail = err, fix = hint or NET[kind] }
+    return { cause = kind == "auth" and "auth_expired" or kind or "failed", detail = err, fix = hint or errors.hint(kind) }
   end
-  local msg, fix = provider.explain(p, res)
-  local doc = core.json.decode(res.body or "")
-  local e = type(doc) == "table" and type(doc.error) == "table" and doc.error or {}
-  local text = tostring(e.message or res.body or ""):lower()
-  local cause = ({ [401] = "auth_expired", [402] = "membership_expired", [404] = "not_found" })[res.status]
-  if res.status == 403 then cause = e.type == "access_terminated_error" and "access_terminated" or
-    (text:find("limit") and "quota_exhausted" or "forbidden") end
-  if res.status == 429 then cause = text:find("insufficient balance") and "insufficient_balance" or "rate_limited" end
-  if res.status >= 500 then cause = "server_error" end
-  return { cause = cause or ("http_" .. res.status), detail = msg, fix = fix }
+  local msg, fix, cause = provider.explain(p, res)
+  return { cause = cause, detail = msg, fix = fix }
 end
 
 local function check_credentials(p, src, c)
@@ -61,7 +46,9 @@ local function check_credentials(p, src, c)
     return { status = "fail", cause = "revoked", detail = "the stored login was revoked", fix = "Run 'kimictl login'." }
   end
   c.cred = cred
-  local f, d = core.fs.stat(src.store.path), core.fs.stat(src.store.dir)
+  local f, ferr = core.fs.stat(src.store.path)
+  if not f then return { status = "fail", cause = "damaged_credentials", detail = ferr, fix = "Run 'kimictl login'." } end
+  local d = core.fs.stat(src.store.dir)
   if (f.mode & 0x3f) ~= 0 or (d and (d.mode & 0x3f) ~= 0) then
     return { status = "warn", cause = "unsafe_permissions",
       detail = ("%s is mode %o in a directory of mode %o"):format(paths.show(src.store.path), f.mode, d and d.mode or 0),
@@ -83,7 +70,7 @@ end
 local function check_refresh(p, src, c)
   if not c.cred then return { status = "skip", detail = "no OAuth login" } end
   if not tokens.needs_refresh(c.cred) then return { status = "ok", detail = "not needed yet" } end
-  local cred, err, kind, hint = tokens.get(p, src.store, src.region)
+  local cred, err, kind, hint = tokens.get(p, src.store, src.region, { profile = src.profile })
   if not cred then
     return { status = "fail", cause = kind == "auth" and "refresh_rejected" or "refresh_failed", detail = err, fix = hint }
   end
@@ -128,9 +115,11 @@ local function run_checks(p, src)
   if creds_ok and refresh_ok and reach_ok then
     if add("models", check_api(p, src, { path = "/models", timeout_ms = 30000 }, model_list)) then
       local model = provider.default_model(p)
-      add("chat", check_api(p, src, { path = "/chat/completions", timeout_ms = 60000, body = {
+      add("chat", model and check_api(p, src, { path = "/chat/completions", timeout_ms = 60000, body = {
         model = model, messages = { { role = "user", content = "Reply with OK." } },
-        max_tokens = 1, stream = false } }, function() return model .. " accepted a 1-token request" end))
+        max_tokens = 1, stream = false } }, function() return model .. " accepted a 1-token request" end)
+        or { status = "skip", detail = ("no default model for %s, so no test request was sent"):format(p.name),
+             fix = ("Set one of %s, or pass --model to chat."):format(table.concat(p.model_env or {}, ", ")) })
     end
   end
   return out

@@ -4,6 +4,7 @@ local cli = require "cli"
 return {
   summary = "Show help for kimictl or for one command.",
   usage = "kimictl help [command]",
+  max_args = 1,
   options = {},
   run = function(_, args, ctx)
     local name = args[1]

@@ -14,11 +14,11 @@ local spec = {
   summary = "Sign in to Kimi Code (device login), or save an API key for a provider.",
   usage = "kimictl login [--provider NAME] [--profile NAME] [--region REGION] [--no-browser] [--api-key-stdin | --key-cmd CMD]",
   options = {
-    { nil, "--provider", value = "NAME", help = "kimi (default), moonshot, openai, or one of yours" },
+    cli.opt.provider("kimi"),
     cli.opt.profile,
     { nil, "--region", value = "REGION", help = "kimi: mainland-cn (kimi.com) or global (kimi.ai); moonshot: global or cn" },
     { nil, "--no-browser", help = "only print the sign-in address; do not open a browser" },
-    { nil, "--api-key-stdin", help = "read an API key from stdin and save it in the profile" },
+    { nil, "--api-key-stdin", help = "read an API key from stdin (asked for, unechoed, on a terminal)" },
     { nil, "--key-cmd", value = "CMD", help = "save a command that prints the API key (e.g. 'pass show moonshot')" },
   },
   details = [[The default Kimi login is the one Kimi CLI uses (~/.kimi/credentials/kimi-code.json):
@@ -35,20 +35,18 @@ Examples:
 local function save_api_key(p, profile, region, key_cmd)
   local key
   if not key_cmd then
-    key = io.stdin:read("l")
+    key = core.proc.read_secret(("API key for %s: "):format(p.name))
     key = key and key:gsub("^%s+", ""):gsub("%s+$", "")
     if not key or key == "" then
       return cli.fail("no API key on stdin",
         "Pipe it in: printf '%s\\n' \"$KEY\" | kimictl login --provider " .. p.name .. " --api-key-stdin")
     end
   end
-  local entry = profiles.get(p.name, profile) or {}
-  entry.api_key, entry.key_cmd = key, key_cmd
-  entry.region = region or entry.region
-  local ok, err = profiles.set(p.name, profile, entry)
-  if not ok then return cli.fail("could not save the key: " .. err) end
+  local note, err = auth.save_key(p, profile, { api_key = key, key_cmd = key_cmd, region = region })
+  if not note then return cli.fail(err) end
   ui.say(("Saved the %s for %s (profile '%s') in %s."):format(key_cmd and "key command" or "API key",
     p.name, profile, paths.show(profiles.path())))
+  if note ~= "" then ui.say(note) end
   return cli.EXIT_OK
 end
 
@@ -85,24 +83,34 @@ local function device_login(p, region, no_browser)
   return nil, "the sign-in codes kept expiring; run 'kimictl login' again when you are ready"
 end
 
+-- The models the new login may use; a refusal (Kimi's allow-list above all) is explained.
 local function list_models(p, profile)
-  local res = client.request(p, { path = "/models", timeout_ms = 30000 }, { profile = profile })
-  local doc = res and res.status == 200 and core.json.decode(res.body)
+  local res, err, _, hint = client.request(p, { path = "/models", timeout_ms = 30000 }, { profile = profile })
+  if res and res.status ~= 200 then
+    local msg, why = provider.explain(p, res)
+    return cli.fail("the login works, but " .. msg, why)
+  end
+  local doc = res and core.json.decode(res.body)
   if type(doc) ~= "table" or type(doc.data) ~= "table" then
-    ui.say("(Could not list the models now; 'kimictl doctor' checks the connection.)")
-    return
+    ui.say("(Could not list the models now" .. (err and (": " .. err) or "") .. "; 'kimictl doctor' checks the connection.)")
+    if hint then ui.say(hint) end
+    return cli.EXIT_OK
   end
   io.stdout:write("Models this account can use:\n")
   for _, m in ipairs(doc.data) do
     local ctx = math.type(m.context_length) and (" (" .. m.context_length .. " tokens of context)") or ""
     io.stdout:write(("  %s%s\n"):format(tostring(m.id), ctx))
   end
+  return cli.EXIT_OK
 end
 
 function spec.run(opts)
   local p, err = provider.load(opts.provider or "kimi")
   if not p then return cli.fail(err) end
   local profile = opts.profile or "default"
+  if opts.api_key_stdin and opts.key_cmd then
+    return cli.usage_error(spec, "--api-key-stdin and --key-cmd are two ways to give a key: choose one")
+  end
   if opts.region and not (p.regions and p.regions[opts.region]) then
     local names = {}
     for k in pairs(p.regions or {}) do names[#names + 1] = k end
@@ -115,27 +123,18 @@ function spec.run(opts)
     return cli.fail(p.name .. " signs in with an API key, not a browser",
       ("Run: printf '%%s\\n' \"$KEY\" | kimictl login --provider %s --api-key-stdin"):format(p.name), cli.EXIT_USAGE)
   end
-  local entry = profiles.get(p.name, profile) or {}
-  local region = opts.region or entry.region
+  local entry, perr = profiles.get(p.name, profile)
+  if perr then return cli.fail(perr) end
+  local ok, werr = store.check_writable(auth.oauth_store(p, profile))
+  if not ok then return cli.fail(werr, "Fix the directory (or HOME), then run 'kimictl login' again.") end
+  local region = opts.region or (entry and entry.region)
   local cred, lerr = device_login(p, region, opts.no_browser)
   if not cred then return cli.fail("sign-in failed: " .. lerr, "Run 'kimictl login' to try again.") end
-
-  if opts.region or profile ~= "default" then
-    entry.region = region
-    entry.api_key, entry.key_cmd = nil, nil
-    local ok, perr = profiles.set(p.name, profile, entry)
-    if not ok then return cli.fail("could not save the profile: " .. perr) end
-  end
-  local st = auth.oauth_store(p, profile)
-  local lock <close>, lkerr = store.lock(st, p.oauth.lock_timeout_ms or 60000)
-  if not lock then return cli.fail("could not take the login's lock: " .. lkerr) end
-  local ok, werr = store.write(st, cred)
-  lock:release()
-  if not ok then return cli.fail(werr) end
+  local st, serr = auth.save_login(p, profile, cred, region)
+  if not st then return cli.fail(serr) end
   ui.say(("Signed in to %s. The login is saved in %s%s."):format(p.name, paths.show(st.path),
     st.shared_with and (", shared with " .. st.shared_with) or ""))
-  list_models(p, profile)
-  return cli.EXIT_OK
+  return list_models(p, profile)
 end
 
 return spec

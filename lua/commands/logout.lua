@@ -1,49 +1,34 @@
 -- kimictl logout: forget a login (an OAuth credential file or a saved API key).
 local auth = require "auth"
 local cli = require "cli"
-local core = require "core"
-local paths = require "paths"
-local profiles = require "auth.profiles"
 local provider = require "provider"
-local store = require "auth.store"
 local ui = require "ui"
 
 local spec = {
   summary = "Forget a login: its credential file, or its saved API key.",
-  usage = "kimictl logout [--provider NAME] [--profile NAME]",
+  usage = "kimictl logout [--provider NAME] [--profile NAME] [--key-only]",
   options = {
     cli.opt.provider("kimi"),
     cli.opt.profile,
+    { nil, "--key-only", help = "forget only the saved API key or key command; keep the OAuth login" },
   },
-  details = "Logging out of the default Kimi login also logs out Kimi CLI, which shares it.",
+  details = [[Logging out of the default Kimi login also logs out Kimi CLI, which shares it.
+Exit status: 0 when something was removed, 1 when there was nothing to remove or it failed.]],
 }
 
 function spec.run(opts)
   local p, err = provider.load(opts.provider or "kimi")
   if not p then return cli.fail(err) end
   local profile = opts.profile or "default"
-  local src, serr = auth.source(p, profile)
-  if not src then return cli.fail(serr) end
-  local did = false
-  if p.auth == "oauth" then
-    local st = auth.oauth_store(p, profile)
-    local existed = core.fs.stat(st.path)
-    local ok, rerr = store.remove(st, p.oauth.lock_timeout_ms or 60000)
-    if not ok then return cli.fail("could not remove " .. paths.show(st.path) .. ": " .. rerr) end
-    if existed then
-      did = true
-      ui.say(("Removed %s%s."):format(paths.show(st.path),
-        st.shared_with and (" (" .. st.shared_with .. " shared it, so it is logged out too)") or ""))
-    end
+  local removed, rerr = auth.logout(p, profile, opts.key_only)
+  if not removed then return cli.fail(rerr) end
+  for _, what in ipairs(removed) do ui.say("Removed " .. what .. ".") end
+  local _, var = provider.from_env(p.api_key_env)
+  if var then ui.say(("Note: $%s is still set in your environment and is used first."):format(var)) end
+  if #removed == 0 then
+    return cli.fail(("there was no %s %s '%s' to remove"):format(p.name, opts.key_only and "key for profile" or "login",
+      profile), "'kimictl auth status' lists your logins.")
   end
-  if profiles.get(p.name, profile) then
-    local ok, perr = profiles.set(p.name, profile, nil)
-    if not ok then return cli.fail("could not update " .. paths.show(profiles.path()) .. ": " .. perr) end
-    did = true
-    ui.say(("Removed the profile %s/%s from %s."):format(p.name, profile, paths.show(profiles.path())))
-  end
-  if not did then ui.say(("There was no %s login '%s' to remove."):format(p.name, profile)) end
-  if src.kind == "env" then ui.say(("Note: %s is still set in your environment."):format(src.where)) end
   return cli.EXIT_OK
 end
 

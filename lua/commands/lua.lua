@@ -4,6 +4,7 @@ local cli = require "cli"
 return {
   summary = "Run a Lua script with kimictl's modules and the core library available.",
   usage = "kimictl lua FILE [ARGS...]",
+  max_args = math.huge,
   options = {},
   details = "The script gets ARGS as ... and may return an exit code.",
   run = function(_, args)

@@ -53,7 +53,8 @@ local function window(item, win)
     local secs = tonumber(win.duration) * (UNIT[tostring(win.timeUnit)] or 60)
     name = ui.duration(secs) .. " window"
   end
-  return { name = tostring(name or "quota"), used = used, limit = limit, resets_at = resets_at }
+  return { name = tostring(name or "quota"), used = used, limit = limit,
+           resets_at = resets_at and math.floor(resets_at) }
 end
 
 local function windows(doc)
@@ -78,12 +79,15 @@ function spec.run(opts)
   if not p then return cli.fail(err) end
   local res, rerr, _, hint = client.request(p, { path = "/usages", timeout_ms = 30000 }, { profile = opts.profile })
   if not res then return cli.fail(rerr, hint) end
+  if res.status == 404 then
+    return cli.fail(("%s has no quota endpoint (/usages answered HTTP 404)"):format(p.name), "Quota is shown for Kimi Code logins; other providers show it on their website.")
+  end
   if res.status ~= 200 then return cli.fail(provider.explain(p, res)) end
   local doc = core.json.decode(res.body)
   if type(doc) ~= "table" then return cli.fail("the /usages answer is not JSON") end
   local list = windows(doc)
   if opts.json then
-    io.stdout:write(core.json.encode({ windows = list }) .. "\n")
+    io.stdout:write(core.json.encode({ windows = core.json.array(list) }) .. "\n")
     return cli.EXIT_OK
   end
   if #list == 0 then io.stdout:write("The service reported no quota windows.\n") end

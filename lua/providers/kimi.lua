@@ -16,7 +16,11 @@ local function get_device_id(p)
     local b7 = (tonumber(hex:sub(13, 14), 16) & 0x0f) | 0x40       -- version 4
     local b9 = (tonumber(hex:sub(17, 18), 16) & 0x3f) | 0x80       -- RFC 4122 variant
     id = hex:sub(1, 12) .. ("%02x"):format(b7) .. hex:sub(15, 16) .. ("%02x"):format(b9) .. hex:sub(19)
-    if core.fs.mkdir(paths.dirname(path), "0700") then core.fs.write_atomic(path, id, "0600") end
+    local ok, err = core.fs.mkdir(paths.dirname(path), "0700")
+    if ok then ok, err = core.fs.write_atomic(path, id, "0600") end
+    if not ok then   -- the id still works for this run; say why the next run sends another
+      core.log.warn(("could not save the device id (%s): each run will send a new one"):format(err))
+    end
   end
   device_id = id
   return id
@@ -85,17 +89,22 @@ return {
     [404] = "Not found: check the model name ('kimictl doctor' lists the models) and KIMI_CODE_BASE_URL.",
     [429] = "Kimi is rate-limiting this account: wait a little and try again.",
   },
-  -- A refusal explained: what happened, why, and what to do.
+  -- A refusal explained -> message (nil: the generic one), hint, cause. Kimi's bodies tell an
+  -- identity refusal from an exhausted weekly quota (both 403) and a wrong region (429).
   explain = function(p, res, doc)
     local e = type(doc) == "table" and type(doc.error) == "table" and doc.error or {}
     local text = tostring(e.message or res.body or ""):lower()
     if res.status == 403 and e.type == "access_terminated_error" then
-      return nil, TERMINATED:format(core.version)
+      return nil, TERMINATED:format(core.version), "access_terminated"
     elseif res.status == 403 and text:find("limit") then
-      return nil, "You have used this period's quota of your plan: 'kimictl usage' shows when it resets."
+      return nil, "You have used this period's quota of your plan: 'kimictl usage' shows when it resets.",
+        "quota_exhausted"
+    elseif res.status == 402 then
+      return nil, nil, "membership_expired"
     elseif res.status == 429 and text:find("insufficient balance") then
       return nil, "Kimi says the balance is insufficient: this usually means the wrong region. " ..
-        "Log in with 'kimictl login --region global' (kimi.ai accounts) or '--region mainland-cn' (kimi.com)."
+        "Log in with 'kimictl login --region global' (kimi.ai accounts) or '--region mainland-cn' (kimi.com).",
+        "insufficient_balance"
     end
   end,
 }

@@ -13,7 +13,7 @@ Options:
   --allowed-agents A,B   only these User-Agent prefixes may use the coding API (else 403)
   --api-error KIND       every coding API call fails: 401, 402, 403-weekly, 429-balance, 429, 500
 Test endpoints: POST /_seed -> a valid token pair; POST /_revoke {"refresh_token"};
-GET /_stats -> counters."""
+POST /_expire -> every access token issued so far expires now; GET /_stats -> counters."""
 import json
 import threading
 import time
@@ -54,6 +54,11 @@ class Kimi(Handler):
         if r == "/_seed":
             with STATE["lock"]:
                 return self.send_json(200, issue())
+        if r == "/_expire":
+            with STATE["lock"]:
+                for k in STATE["access"]:
+                    STATE["access"][k] = 0
+            return self.send_json(200, {})
         if r == "/_revoke":
             with STATE["lock"]:
                 STATE["refresh"].discard(json.loads(body)["refresh_token"])

@@ -8,6 +8,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def is_utf8(data):
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake"
@@ -35,7 +43,8 @@ class Handler(BaseHTTPRequestHandler):
         """Append the request to the log file the test reads (headers and body)."""
         entry = {"method": self.command, "path": self.path,
                  "headers": {k.lower(): v for k, v in self.headers.items()},
-                 "body": body.decode("utf-8", "replace"), "peer": self.client_address[1]}
+                 "body": body.decode("utf-8", "replace"), "peer": self.client_address[1],
+                 "utf8": is_utf8(body)}
         log = self.server.request_log
         if log:
             with self.server.lock, open(log, "a") as f:

@@ -77,6 +77,16 @@ class Home:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def closed_port():
+    """A loopback port nothing listens on: bound by us a moment ago, then released."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def run(args, env, input=None, timeout=60):
     return subprocess.run([KIMICTL, *args], env=env, input=input, capture_output=True,
                           text=True, timeout=timeout)

@@ -3,13 +3,12 @@ the fake Kimi (tests/e2e/fake_kimi.py)."""
 import fcntl
 import json
 import os
-import socket
 import stat
 import subprocess
 import time
 import urllib.request
 
-from harness import KIMICTL, Home, Server, check, run, test
+from harness import closed_port, KIMICTL, Home, Server, check, run, test
 
 # Make kimictl's waits short for tests; everything else is the embedded provider as shipped.
 FAST = """return { providers = { kimi = { oauth = {
@@ -217,16 +216,17 @@ def damaged_credential_file_is_named_and_left_alone():
 
 @test
 def a_401_refreshes_once_and_retries():
-    # The server's tokens live 2 s but the file claims 15 minutes: the API says 401.
-    with Home() as home, Server("fake_kimi.py", "--ttl", "2", "--expires-in", "900") as srv:
+    # The file claims 15 minutes, but the server has expired the token: the API says 401.
+    with Home() as home, Server("fake_kimi.py") as srv:
         tok = call(srv, "/_seed")
         write_kimi_cli_file(home, tok, time.time() + 900)
-        time.sleep(2.2)
+        call(srv, "/_expire")
         r = run(["chat", "-p", "hi"], kimi_env(home, srv))
-        check(r.returncode == 1 or r.returncode == 0, r.stderr)
-        # the new token also lives 2 s: long enough for the one retry
+        check(r.returncode == 0 and r.stdout == "Hello from Kimi\n", (r.returncode, r.stdout, r.stderr))
         check(call(srv, "/_stats")["refresh_calls"] == 1, "refresh calls %d" % call(srv, "/_stats")["refresh_calls"])
-        check(r.returncode == 0 and r.stdout == "Hello from Kimi\n", (r.stdout, r.stderr))
+        chats = [q for q in srv.requests() if q["path"].endswith("/chat/completions")]
+        check(len(chats) == 2 and chats[0]["headers"]["authorization"] != chats[1]["headers"]["authorization"],
+              "expected the refused request and one retry with the new token")
 
 
 @test
@@ -324,10 +324,7 @@ def doctor_names_access_terminated_and_429():
 
 @test
 def doctor_names_an_unreachable_host():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = closed_port()
     with Home() as home, Server("fake_kimi.py") as srv:
         write_kimi_cli_file(home, call(srv, "/_seed"), time.time() + 900)
         r, doc, failed = doctor(home, srv, KIMI_CODE_BASE_URL="http://127.0.0.1:%d/coding/v1" % port)

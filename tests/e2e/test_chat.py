@@ -2,12 +2,11 @@
 import os
 import re
 import select
-import socket
 import subprocess
 import tempfile
 import time
 
-from harness import Home, Server, certs, check, run, test, KIMICTL
+from harness import closed_port, Home, Server, certs, check, run, test, KIMICTL
 
 _certs = None
 
@@ -141,10 +140,7 @@ def server_closing_mid_stream_is_an_error():
 
 @test
 def refused_connection_is_explained():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()   # nothing listens here now
+    port = closed_port()
     with Home() as home:
         r = run(["chat", "-p", "hi", "--provider", "openai", "--model", "echo"],
                 home.env(OPENAI_BASE_URL="http://127.0.0.1:%d/v1" % port, OPENAI_API_KEY="k"))
@@ -338,3 +334,18 @@ assert(res2 == nil and kind == "too_large" and err2:find("larger than 16 bytes")
 """)
         r = run(["lua", script, srv.url() + "/v1"], home.env())
         check(r.returncode == 0, r.stderr)
+
+
+@test
+def config_aliases_and_mistakes():
+    with Home() as home, Server("fake_openai.py") as srv:
+        cfg = os.path.join(home.path, ".config", "kimictl", "config.lua")
+        write(cfg, 'return { aliases = { quick = "openai/echo" } }\n')
+        env = home.env(OPENAI_BASE_URL=srv.url() + "/v1", OPENAI_API_KEY="test-key")
+        r = run(["chat", "-p", "hi", "-m", "quick"], env)
+        check(r.returncode == 0 and r.stdout == "Hello from the fake server\n", r.stderr)
+        body = __import__("json").loads([q for q in srv.requests() if q["method"] == "POST"][-1]["body"])
+        check(body["model"] == "echo", body["model"])
+        write(cfg, 'return {\n  aliases = { quick = "openai/echo" }\n  provider = "openai"\n}\n')
+        r = run(["chat", "-p", "hi", "-m", "quick"], env)
+        check(r.returncode == 1 and "~/.config/kimictl/config.lua:3:" in r.stderr, r.stderr)

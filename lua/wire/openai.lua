@@ -1,4 +1,4 @@
--- The OpenAI chat-completions dialect: the request body, and the answer read as a stream.
+-- The OpenAI chat-completions wire format: the request body, and the answer read as a stream.
 local core = require "core"
 local client = require "client"
 local provider = require "provider"
@@ -19,7 +19,8 @@ function openai.chat_body(params)
   return body
 end
 
--- Fold one chunk of the stream into the result and tell the handlers.
+-- Fold one chunk of the stream into the result and tell the handlers; false when a
+-- handler returned false (stop the stream).
 local function take_chunk(chunk, result, on)
   if type(chunk.usage) == "table" then result.usage = chunk.usage end
   local choice = type(chunk.choices) == "table" and chunk.choices[1]
@@ -27,20 +28,21 @@ local function take_chunk(chunk, result, on)
   local delta = type(choice.delta) == "table" and choice.delta or choice.message or {}
   if type(delta.reasoning_content) == "string" and delta.reasoning_content ~= "" then
     result.reasoning[#result.reasoning + 1] = delta.reasoning_content
-    if on.reasoning then on.reasoning(delta.reasoning_content) end
+    if on.reasoning and on.reasoning(delta.reasoning_content) == false then return false end
   end
   if type(delta.content) == "string" and delta.content ~= "" then
     result.text[#result.text + 1] = delta.content
-    if on.text then on.text(delta.content) end
+    if on.text and on.text(delta.content) == false then return false end
   end
   if type(choice.finish_reason) == "string" then result.finish_reason = choice.finish_reason end
   if type(choice.usage) == "table" then result.usage = choice.usage end
 end
 
--- openai.stream(p, params, on[, ctx]) -> result | nil, message, kind, hint
--- on.text(s) and on.reasoning(s) are called as pieces arrive. result: text, reasoning,
--- finish_reason, usage. kind: "http" for an error answer, "stream" for a broken stream,
--- or core.http's kind (dns, connect, tls, timeout, reset, ...).
+-- openai.stream(p, params, on[, ctx]) -> result | nil, message, kind, hint, status
+-- on.text(s) and on.reasoning(s) are called as pieces arrive; either may return false to
+-- stop (then result.cancelled is true). result: text, reasoning, finish_reason, usage.
+-- kind: "http" for an error answer (status is its HTTP status), "stream" for a broken
+-- stream, or core.http's kind (dns, connect, tls, timeout, reset, ...).
 function openai.stream(p, params, on, ctx)
   local result = { text = {}, reasoning = {}, done = false }
   local broken
@@ -62,7 +64,10 @@ function openai.stream(p, params, on, ctx)
         broken = "the service reported an error mid-stream: " .. tostring(chunk.error.message or "?")
         return false
       end
-      take_chunk(chunk, result, on)
+      if take_chunk(chunk, result, on) == false then
+        result.cancelled = true
+        return false
+      end
     end,
   }, ctx)
   if not res then return nil, err, kind, hint end
@@ -77,7 +82,7 @@ function openai.stream(p, params, on, ctx)
     take_chunk(doc, result, on)
     result.done = true
   end
-  if not result.done and not result.finish_reason then
+  if not result.done and not result.finish_reason and not result.cancelled then
     return nil, "the stream ended before the answer was complete (no [DONE]); try again", "reset"
   end
   result.text = table.concat(result.text)
