@@ -63,14 +63,15 @@ static void install_searcher(lua_State *L) {
   lua_pop(L, 2);                     /* old list, package */
 }
 
-/* Error handler: the message, plus a traceback when KIMICTL_LOG=debug. */
+/* Error handler: the message, plus a traceback when KIMICTL_LOG=debug (unless Lua, which
+   catches errors where they happen, already added the one that matters). */
 static int msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
     else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
-  if (log_level() >= LOG_DEBUG) luaL_traceback(L, L, msg, 1);
+  if (log_level() >= LOG_DEBUG && !strstr(msg, "stack traceback:")) luaL_traceback(L, L, msg, 1);
   else lua_pushfstring(L, "%s\n(set KIMICTL_LOG=debug to see where)", msg);
   return 1;
 }

@@ -1,10 +1,9 @@
 """core.http as a Lua script sees it, against the fake server: errors raised in on_event,
 re-entry, timeouts, refused connections, repeated headers and interim answers."""
 import os
-import socket
 import time
 
-from harness import Home, Server, check, run, test
+from harness import Home, Server, check, closed_port, run, test
 
 CHAT = """
 local core = require "core"
@@ -24,15 +23,6 @@ def lua(home, code, *args):
     with open(path, "w") as f:
         f.write(code)
     return run(["lua", path, *args], home.env(), timeout=60)
-
-
-def free_port():
-    """A loopback port that nothing listens on: bound by us, then let go."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @test
@@ -73,7 +63,7 @@ print(res, err, kind)
 @test
 def a_refused_connection_is_nil_message_kind():
     with Home() as home:
-        url = "http://127.0.0.1:%d/api/oauth/token" % free_port()
+        url = "http://127.0.0.1:%d/api/oauth/token" % closed_port()
         r = lua(home, """
 local res, err, kind = require("core").http.request { url = ..., connect_timeout_ms = 5000 }
 print(res, err, kind)
