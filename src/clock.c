@@ -13,6 +13,12 @@ static long long ms_of(clockid_t id) {
 long long clock_now_ms(void) { return ms_of(CLOCK_MONOTONIC); }
 long long clock_real_ms(void) { return ms_of(CLOCK_REALTIME); }
 
+double clock_real_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void sleep_ms(long ms) {
   int saved = errno;   /* callers sleep between a failure and its report */
   struct timespec ts = { (time_t)(ms / 1000), (ms % 1000) * 1000000L };

@@ -14,7 +14,7 @@
 
 /* core.proc.now() -> seconds since the epoch, as a float */
 static int l_proc_now(lua_State *L) {
-  lua_pushnumber(L, (lua_Number)clock_real_ms() / 1e3);
+  lua_pushnumber(L, (lua_Number)clock_real_s());
   return 1;
 }
 

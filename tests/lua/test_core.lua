@@ -232,4 +232,12 @@ return {
   ["version is semver"] = function()
     assert(core.version:match("^%d+%.%d+%.%d+"))
   end,
+  ["proc.now keeps sub-millisecond precision (the benchmark times with it)"] = function()
+    local fine = false
+    for _ = 1, 5 do
+      local t = core.proc.now()
+      fine = fine or math.abs(t * 1000 - math.floor(t * 1000 + 0.5)) > 1e-6
+    end
+    assert(fine, "every reading was a whole millisecond")
+  end,
 }
