@@ -56,6 +56,13 @@ int proc_setsid(void) {
   return -1;
 }
 
+int proc_detach(void) {
+  if (proc_setsid() != 0) return -1;
+  /* a reader that went away, or a terminal that closed, must not stop the work half done */
+  if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || signal(SIGHUP, SIG_IGN) == SIG_ERR) return -1;
+  return 0;
+}
+
 static int cloexec_pipe(int fds[2]) {
 #if defined(__linux__)
   return pipe2(fds, O_CLOEXEC);

@@ -10,6 +10,7 @@
 
 int proc_exe(char *out, size_t size);   /* the absolute path of the running binary */
 int proc_setsid(void);                  /* lead a new session; already leading one is fine */
+int proc_detach(void);                  /* proc_setsid, and ignore SIGPIPE and SIGHUP */
 
 struct proc_child {
   pid_t pid;   /* 0 once reaped */

@@ -129,9 +129,8 @@ local function refresh_detached(p, st, region, opts, profile)
   local argv = { exe, "auth", "refresh", "--worker", "--provider", p.name, "--profile", profile }
   if opts.rejected_fp then argv[#argv + 1] = "--rejected=" .. opts.rejected_fp end
   if opts.force then argv[#argv + 1] = "--force" end
-  local quiet = core.log.level() ~= "debug" and not core.proc.isatty(2)
-  local res, err = core.proc.spawn_detached { argv = argv, timeout_ms = refresh_budget_ms(p),
-                                              stderr = quiet and "null" or "inherit" }
+  -- the worker's warnings reach our stderr; it ignores SIGPIPE should that reader go away
+  local res, err = core.proc.spawn_detached { argv = argv, timeout_ms = refresh_budget_ms(p), stderr = "inherit" }
   if not res then
     return nil, ("the refresh of the %s login did not finish: %s"):format(p.name, err), "refresh",
       "It goes on in the background; try again in a minute."

@@ -117,7 +117,7 @@ local function refresh(opts)
       p.name, src.profile, src.where or "nowhere"))
   end
   if opts.worker then
-    core.proc.setsid()   -- out of the terminal's reach: Ctrl-C and hang-ups stop only the parent
+    core.proc.detach()   -- out of the terminal's reach: Ctrl-C, hang-ups and closed pipes stop only the parent
     local cred, msg, kind, hint = tokens.refresh_here(p, src.store, src.region,
       { force = opts.force, rejected_fp = opts.rejected })
     io.stdout:write(core.json.encode(cred and { ok = true } or { ok = false, message = msg, kind = kind, hint = hint }) .. "\n")

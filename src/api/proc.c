@@ -89,6 +89,14 @@ static int l_proc_setsid(lua_State *L) {
   return 1;
 }
 
+/* core.proc.detach() -> true | nil, err, code: a session of its own, deaf to SIGPIPE and
+   SIGHUP, for work that must finish whatever happens to the terminal and its readers */
+static int l_proc_detach(lua_State *L) {
+  if (proc_detach() != 0) return api_fail(L, "detach");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* core.proc.read_secret(prompt) -> line | nil, err   (no echo on a terminal) */
 static int l_proc_read_secret(lua_State *L) {
   const char *prompt = luaL_optstring(L, 1, "");
@@ -161,6 +169,7 @@ int luaopen_core_proc(lua_State *L) {
     { "now", l_proc_now }, { "clock_ms", l_proc_clock_ms }, { "sleep", l_proc_sleep },
     { "isatty", l_proc_isatty }, { "pid", l_proc_pid }, { "random_hex", l_proc_random_hex },
     { "uname", l_proc_uname }, { "exe", l_proc_exe }, { "setsid", l_proc_setsid },
+    { "detach", l_proc_detach },
     { "read_secret", l_proc_read_secret }, { "spawn_detached", l_proc_spawn_detached },
     { NULL, NULL }
   };

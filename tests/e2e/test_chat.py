@@ -70,8 +70,8 @@ def reads_prompt_from_stdin():
     with Home() as home, Server("fake_openai.py") as srv:
         r = run(["chat", "--provider", "openai", "--model", "echo"], chat_env(home, srv), input="from stdin\n")
         check(r.returncode == 0, r.stderr)
-        body = [q for q in srv.requests() if q["method"] == "POST"][-1]["body"]
-        check("from stdin" in body, body)
+        body = __import__("json").loads([q for q in srv.requests() if q["method"] == "POST"][-1]["body"])
+        check(body["messages"] == [{"role": "user", "content": "from stdin"}], body["messages"])
 
 
 @test

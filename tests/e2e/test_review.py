@@ -432,3 +432,22 @@ def a_lock_path_that_is_not_a_directory_fails_fast():
         check(r.returncode == 1 and "kimi-code.lock" in r.stderr and "not a directory" in r.stderr, r.stderr)
         check(time.time() - t0 < 45, "it waited for the whole lock timeout")
         check(call(srv, "/_stats")["refresh_calls"] == 0, "refreshed without the lock")
+
+
+@test
+def state_that_cannot_be_saved_is_said_not_hidden():
+    # A device id that cannot be saved, and a refused login that cannot be remembered:
+    # the command still works or fails as it should, and says what it could not keep.
+    with Home() as home, Server("fake_kimi.py") as srv:
+        blocker = os.path.join(home.path, "file")
+        write(blocker, "")
+        tok = call(srv, "/_seed")
+        r = run(["chat", "-p", "hi"], kimi_env(home, srv, KIMI_API_KEY=tok["access_token"],
+                                              KIMI_SHARE_DIR=os.path.join(blocker, "kimi")))
+        check(r.returncode == 0 and "could not save the device id" in r.stderr, r.stderr)
+        env = kimi_env(home, srv)
+        call(srv, "/_revoke", {"refresh_token": tok["refresh_token"]})
+        write_kimi_cli_file(home, tok, time.time() - 60)
+        r = run(["auth", "token"], dict(env, XDG_STATE_HOME=os.path.join(blocker, "state")))
+        check(r.returncode == 1 and "expired or was revoked" in r.stderr, r.stderr)
+        check("cannot remember the refused login" in r.stderr, r.stderr)
