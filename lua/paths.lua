@@ -10,7 +10,7 @@ local function env(name)
 end
 
 function paths.home()
-  return env("HOME") or error("HOME is not set: kimictl needs a home directory for its files", 0)
+  return env("HOME") or errors.mistake("HOME is not set: kimictl needs a home directory for its files")
 end
 
 -- $XDG_CONFIG_HOME/kimictl, else ~/.config/kimictl: profiles and kimictl's own logins.

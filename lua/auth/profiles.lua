@@ -12,9 +12,11 @@ local ENTRY_FIELDS = { api_key = "string", key_cmd = "string", region = "string"
 
 -- What is wrong with a decoded document, naming the field; nil when it is sound.
 local function problem(doc)
-  if type(doc) ~= "table" then return "not a JSON object" end
+  if type(doc) ~= "table" or getmetatable(doc) == core.json.array_mt then return "not a JSON object" end
   if doc.providers == nil then return nil end
-  if type(doc.providers) ~= "table" then return "providers must be an object" end
+  if type(doc.providers) ~= "table" or getmetatable(doc.providers) == core.json.array_mt then
+    return "providers must be an object"
+  end
   for name, by in pairs(doc.providers) do
     local ok, why = paths.check_name("provider", name)
     if not ok then return "providers: " .. why end

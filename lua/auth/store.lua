@@ -41,7 +41,7 @@ function store.read(s)
   local text, err, code = core.fs.read(s.path)
   if not text then
     if code == "ENOENT" then return nil, "no login stored in " .. paths.show(s.path), "missing" end
-    return nil, ("cannot read %s: %s"):format(paths.show(s.path), err), "io"
+    return nil, ("cannot read %s: %s"):format(paths.show(s.path), err:sub(#s.path + 3)), "io"
   end
   local doc, jerr = core.json.decode(text)
   local why

@@ -451,3 +451,20 @@ def state_that_cannot_be_saved_is_said_not_hidden():
         r = run(["auth", "token"], dict(env, XDG_STATE_HOME=os.path.join(blocker, "state")))
         check(r.returncode == 1 and "expired or was revoked" in r.stderr, r.stderr)
         check("cannot remember the refused login" in r.stderr, r.stderr)
+
+
+@test
+def files_of_the_wrong_kind_and_no_home():
+    with Home() as home, Server("fake_kimi.py") as srv:
+        env = kimi_env(home, srv)
+        os.makedirs(creds_path(home))                  # a directory where the login should be
+        r = run(["auth", "token"], env)
+        check(r.returncode == 1 and r.stderr.startswith("kimictl: cannot read ~/.kimi/credentials/kimi-code.json: Is a directory"),
+              r.stderr)
+        prof = os.path.join(home.path, ".config", "kimictl", "profiles.json")
+        write(prof, "[]")
+        r = run(["login", "--provider", "moonshot", "--api-key-stdin"], env, input="sk-1\n")
+        check(r.returncode == 1 and "profiles.json is damaged (not a JSON object)" in r.stderr, r.stderr)
+        check(open(prof).read() == "[]", "the damaged file was rewritten")
+    r = subprocess.run([KIMICTL, "auth", "status"], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30)
+    check(r.returncode == 1 and r.stderr == "kimictl: HOME is not set: kimictl needs a home directory for its files\n", r.stderr)
