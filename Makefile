@@ -7,7 +7,8 @@ CC       := musl-gcc
 B        := build
 SRCDIR   := $(B)/src
 OPT      := -O2
-CFLAGS   := -std=c99 $(OPT) -ffunction-sections -fdata-sections -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
+SECTIONS := -ffunction-sections -fdata-sections
+CFLAGS   := -std=c99 $(OPT) $(SECTIONS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
 WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes
 LDFLAGS  := -static -Wl,--gc-sections
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
@@ -16,6 +17,11 @@ LUA_O    := lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopco
             lparser lstate lstring ltable ltm lundump lvm lzio lauxlib lbaselib \
             lcorolib ldblib liolib lmathlib loadlib loslib lstrlib ltablib lutf8lib linit
 CJSON_O  := lua_cjson strbuf fpconv
+UV_O     := fs-poll idna inet random strscpy strtok threadpool timer uv-common \
+            uv-data-getter-setters version
+UV_UNIX_O := async core dl fs getaddrinfo getnameinfo loop-watcher loop pipe poll process \
+            random-devurandom signal stream tcp thread tty udp linux-core linux-inotify \
+            linux-syscalls procfs-exepath proctitle random-getrandom random-sysctl-linux epoll
 CORE_O   := buf clock sse http tls anchors fs log lock proc
 API_O    := core http json fs log proc lock hash
 LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
@@ -24,29 +30,41 @@ LUA_OBJS   := $(LUA_O:%=$(B)/obj/lua/%.o)
 CJSON_OBJS := $(CJSON_O:%=$(B)/obj/cjson/%.o)
 CORE_OBJS  := $(CORE_O:%=$(B)/obj/core/%.o)
 API_OBJS   := $(API_O:%=$(B)/obj/api/%.o)
+UV_OBJS    := $(UV_O:%=$(B)/obj/uv/%.o) $(UV_UNIX_O:%=$(B)/obj/uv/unix/%.o)
+LIBUV      := $(B)/obj/libuv.a
+LIBHTTPP   := $(B)/obj/libhttp_parser.a
 LIBCURL    := $(B)/curl/lib/.libs/libcurl.a
 LIBBEARSSL := $(B)/bearssl/lib/libbearssl.a
 STAMP       = $(SRCDIR)/$(1)/.kimictl-stamp
+CHECKED     = $(SRCDIR)/$(1)/.kimictl-checked
+VENDORED   := $(shell awk '/^[a-z]/ { print $$1 }' vendor/manifest)
 
 INCLUDES := -Isrc -I$(B)/gen -I$(SRCDIR)/lua/src -I$(SRCDIR)/cjson \
-            -I$(SRCDIR)/bearssl/inc -I$(SRCDIR)/curl/include
+            -I$(SRCDIR)/bearssl/inc -I$(SRCDIR)/curl/include \
+            -I$(SRCDIR)/libuv/include -I$(SRCDIR)/httpparser
 DEFS     := -DKIMICTL_VERSION='"$(VERSION)"' -DCURL_STATICLIB
 
 .PHONY: all test bench clean distclean
 all: kimictl
 
 kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
-         $(CJSON_OBJS) $(LUA_OBJS) $(LIBCURL) $(LIBBEARSSL)
-	$(CC) $(LDFLAGS) -o $@.tmp $^ -lm
+         $(CJSON_OBJS) $(LUA_OBJS) $(LIBUV) $(LIBHTTPP) $(LIBCURL) $(LIBBEARSSL)
+	$(CC) $(LDFLAGS) -o $@.tmp $^ -lm -lpthread
 	strip $@.tmp
 	mv $@.tmp $@
 
-# --- third-party sources: fetched once; the stamp changes only when the manifest or a patch does
-$(SRCDIR)/%/.kimictl-stamp: vendor/manifest vendor/fetch.sh
+# --- third-party sources: fetched once; the stamp changes only when the tree is unpacked again.
+# fetch.sh runs when the manifest or a patch is newer than the last check; it leaves the stamp
+# alone when its package's line and patches are unchanged, so editing one line rebuilds one library.
+$(call CHECKED,%): vendor/manifest vendor/fetch.sh
 	vendor/fetch.sh $*
+	@touch $@
+$(call STAMP,%): $(call CHECKED,%) ;
+# Named here so that make remakes them when missing (it would not for intermediate files).
+$(foreach n,$(VENDORED),$(call STAMP,$(n)) $(call CHECKED,$(n))):
 # A patch added or removed changes its directory's time; an edited one, its own.
-$(call STAMP,curl): vendor/patches/curl $(wildcard vendor/patches/curl/*.patch)
-$(call STAMP,cjson): vendor/patches/cjson $(wildcard vendor/patches/cjson/*.patch)
+$(call CHECKED,curl): vendor/patches/curl $(wildcard vendor/patches/curl/*.patch)
+$(call CHECKED,cjson): vendor/patches/cjson $(wildcard vendor/patches/cjson/*.patch)
 
 $(B)/obj/lua/%.o: $(call STAMP,lua)
 	@mkdir -p $(@D)
@@ -55,6 +73,23 @@ $(B)/obj/lua/%.o: $(call STAMP,lua)
 $(B)/obj/cjson/%.o: $(call STAMP,cjson) $(call STAMP,lua)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fgnu89-inline -I$(SRCDIR)/lua/src -c -o $@ $(SRCDIR)/cjson/$*.c
+
+# libuv: the Linux file list of its own CMake build, no configure step (its flags, not ours).
+$(B)/obj/uv/%.o: $(call STAMP,libuv)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu89 $(OPT) $(SECTIONS) -fno-strict-aliasing -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	  -I$(SRCDIR)/libuv/include -I$(SRCDIR)/libuv/src -I$(SRCDIR)/libuv/src/unix \
+	  -c -o $@ $(SRCDIR)/libuv/src/$*.c
+
+$(B)/obj/httpparser/%.o: $(call STAMP,httpparser)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $(SRCDIR)/httpparser/$*.c
+
+$(LIBUV): $(UV_OBJS)
+$(LIBHTTPP): $(B)/obj/httpparser/http_parser.o
+$(LIBUV) $(LIBHTTPP):
+	rm -f $@
+	ar rcs $@ $^
 
 $(LIBBEARSSL): $(call STAMP,bearssl)
 	@mkdir -p $(B)/bearssl/lib $(B)/bearssl/obj
@@ -84,7 +119,8 @@ $(LIBCURL): $(B)/curl/config.status
 	@touch $@
 
 # --- kimictl's own code
-$(B)/obj/core/%.o: src/%.c $(wildcard src/*.h) $(call STAMP,bearssl) $(call STAMP,curl)
+$(B)/obj/core/%.o: src/%.c $(wildcard src/*.h) $(call STAMP,bearssl) $(call STAMP,curl) \
+                   $(call STAMP,libuv) $(call STAMP,httpparser)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
 
@@ -114,7 +150,8 @@ $(B)/obj/%.o: $(B)/gen/%.c src/embed.h $(call STAMP,bearssl)
 	$(CC) $(CFLAGS) -Isrc -I$(SRCDIR)/bearssl/inc -c -o $@ $<
 
 # --- tests and benchmark
-TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json $(B)/tests/test_anchors $(B)/tests/test_lock
+TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json $(B)/tests/test_anchors $(B)/tests/test_lock \
+             $(B)/tests/test_uv
 $(B)/tests/test_sse: tests/c/test_sse.c $(B)/obj/core/sse.o $(B)/obj/core/buf.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
@@ -131,10 +168,17 @@ $(B)/tests/test_lock: tests/c/test_lock.c $(B)/obj/core/lock.o $(B)/obj/core/clo
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
 
+# Programs on libuv and http-parser: the unit test and the fast fake upstream for `make bench`.
+$(B)/tests/test_uv: tests/c/test_uv.c $(LIBUV) $(LIBHTTPP)
+$(B)/tests/upstream: tests/bench/upstream.c $(LIBUV) $(LIBHTTPP)
+$(B)/tests/test_uv $(B)/tests/upstream:
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(LDFLAGS) -o $@ $^ -lpthread
+
 test: kimictl $(TEST_BINS)
 	CA_BUNDLE=$(CA_BUNDLE) tests/run.sh
 
-bench: kimictl
+bench: kimictl $(B)/tests/upstream
 	python3 tests/bench.py
 
 clean:

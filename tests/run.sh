@@ -38,6 +38,7 @@ suite "C: credential store locks" build/tests/test_lock
 suite "C: lua-cjson patches" build/tests/test_json
 suite "C: lua-cjson upstream" upstream_cjson
 suite "C: built-in trust anchors" build/tests/test_anchors "${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+suite "C: libuv and http-parser" build/tests/test_uv
 suite "Lua units (run by kimictl)" env KIMICTL_TEST_ENV_URL=http://from-env/v1/ ./kimictl lua tests/lua/harness.lua tests/lua/test_*.lua
 suite "End to end" python3 tests/e2e/run.py
 
