@@ -54,11 +54,12 @@ kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/root
 	mv $@.tmp $@
 
 # --- third-party sources: fetched once; the stamp changes only when the tree is unpacked again.
-# fetch.sh runs when the manifest or a patch is newer than the last check; it leaves the stamp
-# alone when its package's line and patches are unchanged, so editing one line rebuilds one library.
+# fetch.sh runs when the manifest, itself or a patch is newer than the last check; it leaves the
+# stamp alone when its package's line and patches are unchanged, so editing one line rebuilds one
+# library. The check takes the stamp's time when it can, so `make -n` lists no false rebuilds.
 $(call CHECKED,%): vendor/manifest vendor/fetch.sh
 	vendor/fetch.sh $*
-	@touch $@
+	@touch $@; for f in $^; do [ $(call STAMP,$*) -nt $$f ] || exit 0; done; touch -r $(call STAMP,$*) $@
 $(call STAMP,%): $(call CHECKED,%) ;
 # Named here so that make remakes them when missing (it would not for intermediate files).
 $(foreach n,$(VENDORED),$(call STAMP,$(n)) $(call CHECKED,$(n))):

@@ -1,4 +1,4 @@
-/* A fast fake OpenAI-compatible upstream for benchmarks: one libuv loop, keep-alive, SSE streams paced by a timer each. */
+/* A fast fake OpenAI-compatible upstream for benchmarks: keep-alive, SSE paced by a timer each. */
 #include "http_parser.h"
 #include "uv.h"
 
@@ -257,9 +257,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     conn_close(c);   /* end of input or an error: either way the client is gone */
     return;
   }
-  if (c->closing || http_parser_execute(&c->parser, &settings, buf->base, (size_t)n) == (size_t)n ||
-      c->closing)
-    return;   /* all parsed, or the answer already queued closes the connection */
+  if (n == 0 || c->closing) return;   /* nothing to read now, or the queued answer closes */
+  if (http_parser_execute(&c->parser, &settings, buf->base, (size_t)n) == (size_t)n || c->closing)
+    return;
   if (c->streaming) {
     conn_close(c);
   } else {

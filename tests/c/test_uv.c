@@ -161,14 +161,14 @@ static void on_connection(uv_stream_t *l, int status) {
 
 /* The client reads until the server closes; a zero-length execute tells the parser about EOF. */
 static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
-  if (n >= 0) {
+  if (n > 0) {
     if (http_parser_execute(&res_parser, &res_settings, buf->base, (size_t)n) != (size_t)n)
       close_handle((uv_handle_t *)s);
-    return;
+  } else if (n < 0) {
+    if (n != UV_EOF) uv_ok("client read", (int)n);
+    http_parser_execute(&res_parser, &res_settings, NULL, 0);
+    close_handle((uv_handle_t *)s);
   }
-  if (n != UV_EOF) uv_ok("client read", (int)n);
-  http_parser_execute(&res_parser, &res_settings, NULL, 0);
-  close_handle((uv_handle_t *)s);
 }
 
 static void on_request_written(uv_write_t *req, int status) {
