@@ -4,6 +4,7 @@
 local core = require "core"
 local errors = require "errors"
 local paths = require "paths"
+local schema = require "schema"
 
 local config = {}
 
@@ -15,10 +16,10 @@ local SCHEMA = {
 }
 
 local CHECK = {
-  name = { function(v) return paths.check_name("provider", v) ~= nil end, "a provider name" },
-  string = { function(v) return type(v) == "string" end, "a string" },
+  name = { function(v) return paths.check_name("provider", v) ~= nil end, "a provider name", shows = true },
+  string = { function(v) return type(v) == "string" end, "a string", shows = true },
   bytes = { function(v) return math.tointeger(v) ~= nil and v > 0 end, "a whole number of bytes > 0" },
-  log_format = { function(v) return v == "text" or v == "json" end, '"text" or "json"' },
+  log_format = { function(v) return v == "text" or v == "json" end, '"text" or "json"', shows = true },
   strings = { function(v)
     if type(v) ~= "table" then return false end
     for k, x in pairs(v) do if math.type(k) ~= "integer" or type(x) ~= "string" then return false end end
@@ -31,22 +32,6 @@ local CHECK = {
   end, 'a table of { alias = "provider/model" }' },
 }
 
-local function misfit(t, schema, where)
-  for k, want in pairs(schema) do
-    local v, field = t[k], where .. k
-    if v ~= nil then
-      if type(want) == "table" then
-        if type(v) ~= "table" then return ("%s must be a table, got a %s"):format(field, type(v)) end
-        local why = misfit(v, want, field .. ".")
-        if why then return why end
-      elseif not CHECK[want][1](v) then
-        return ("%s must be %s, got %s"):format(field, CHECK[want][2],
-          type(v) == "string" and ("'" .. v .. "'") or ("a " .. type(v)))
-      end
-    end
-  end
-end
-
 function config.path()
   return paths.config_dir() .. "/config.lua"
 end
@@ -57,7 +42,7 @@ function config.read(path)
   if not core.fs.stat(path) then return {} end
   local result = paths.run_file(path, "config.lua")
   local why = type(result) ~= "table" and ("must return a table, got a " .. type(result))
-    or misfit(result, SCHEMA, "")
+    or schema.misfit(result, SCHEMA, CHECK, "")
   if why then errors.mistake(paths.show(path) .. ": " .. why) end
   return result
 end

@@ -3,6 +3,7 @@
 local core = require "core"
 local errors = require "errors"
 local paths = require "paths"
+local schema = require "schema"
 
 local provider = {}
 
@@ -33,7 +34,7 @@ end end
 
 -- Each kind: a test, and how to name what it wants.
 local KINDS = {
-  string = { function(v) return type(v) == "string" end, "a string" },
+  string = { function(v) return type(v) == "string" end, "a string", shows = true },
   table = { function(v) return type(v) == "table" end, "a table" },
   ["function"] = { function(v) return type(v) == "function" end, "a function" },
   ms = { is_ms, "a whole number >= 0" },
@@ -56,23 +57,6 @@ local KINDS = {
 }
 
 -- The first field of t that does not fit the schema, as "where.field must be X, got a Y".
-local function misfit(t, schema, where)
-  for k, want in pairs(schema) do
-    local v = t[k]
-    if v ~= nil then
-      local field = where .. "." .. k
-      if type(want) == "table" then
-        if type(v) ~= "table" then return ("%s must be a table, got a %s"):format(field, type(v)) end
-        local why = misfit(v, want, field)
-        if why then return why end
-      elseif not KINDS[want][1](v) then
-        return ("%s must be %s, got %s"):format(field, KINDS[want][2],
-          type(v) == "table" and "a table that does not fit" or ("a " .. type(v)))
-      end
-    end
-  end
-end
-
 -- user.lua in the user's Lua directory may return { providers = { NAME = { field = value } } };
 -- tables are merged key by key, so a patch can change one header and keep the rest.
 local user_patch
@@ -86,7 +70,7 @@ local function load_user_patch()
     or (result.providers ~= nil and type(result.providers) ~= "table" and "providers must be a table of provider patches")
   for name, patch in pairs(not why and result.providers or {}) do
     why = type(patch) ~= "table" and ("providers.%s must be a table, got a %s"):format(tostring(name), type(patch))
-      or misfit(patch, SCHEMA, "providers." .. tostring(name))
+      or schema.misfit(patch, SCHEMA, KINDS, "providers." .. tostring(name))
     if why then break end
   end
   if why then errors.mistake(shown .. ": " .. why) end
@@ -118,7 +102,7 @@ function provider.load(name)
   end
   local file = "providers/" .. name .. ".lua"
   if type(p) ~= "table" then return nil, ("%s must return a table, got a %s"):format(file, type(p)) end
-  why = misfit(p, SCHEMA, "provider")
+  why = schema.misfit(p, SCHEMA, KINDS, "provider")
   if why then return nil, file .. ": " .. why end
   p.name = p.name or name
   local patch = (load_user_patch().providers or {})[name]

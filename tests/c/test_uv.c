@@ -93,36 +93,27 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
   return 0;
 }
 
-static int on_req_body(http_parser *p, const char *at, size_t n) {
-  (void)p;
-  text_add(&req_body, at, n);
+/* A message's body and end, for either side: parser->data is its struct message. */
+struct message { struct text *body; int *done; };
+
+static int on_msg_body(http_parser *p, const char *at, size_t n) {
+  text_add(((struct message *)p->data)->body, at, n);
   return 0;
 }
 
-static int on_req_done(http_parser *p) {
-  (void)p;
-  req_done = 1;
+static int on_msg_done(http_parser *p) {
+  *((struct message *)p->data)->done = 1;
   return 0;
 }
 
-static int on_res_body(http_parser *p, const char *at, size_t n) {
-  (void)p;
-  text_add(&res_body, at, n);
-  return 0;
-}
-
-static int on_res_done(http_parser *p) {
-  (void)p;
-  res_done = 1;
-  return 0;
-}
+static struct message req_msg = { &req_body, &req_done }, res_msg = { &res_body, &res_done };
 
 static const http_parser_settings req_settings = {
   .on_url = on_url, .on_header_field = on_header_field, .on_header_value = on_header_value,
-  .on_body = on_req_body, .on_message_complete = on_req_done,
+  .on_body = on_msg_body, .on_message_complete = on_msg_done,
 };
 static const http_parser_settings res_settings = {
-  .on_body = on_res_body, .on_message_complete = on_res_done,
+  .on_body = on_msg_body, .on_message_complete = on_msg_done,
 };
 
 static void on_response_written(uv_write_t *req, int status) {
@@ -155,6 +146,7 @@ static void on_connection(uv_stream_t *l, int status) {
              uv_ok("accept", uv_accept(l, (uv_stream_t *)&server));
   close_handle((uv_handle_t *)l);   /* one connection is all this test takes */
   http_parser_init(&req_parser, HTTP_REQUEST);
+  req_parser.data = &req_msg;
   if (accepted && !uv_ok("read start", uv_read_start((uv_stream_t *)&server, on_alloc, on_server_read)))
     close_handle((uv_handle_t *)&server);
 }
@@ -179,6 +171,7 @@ static void on_connect(uv_connect_t *req, int status) {
   uv_buf_t out = uv_buf_init((char *)request, sizeof request - 1);
   connected = uv_ok("connect", status);
   http_parser_init(&res_parser, HTTP_RESPONSE);
+  res_parser.data = &res_msg;
   if (!connected ||
       !uv_ok("read start", uv_read_start(req->handle, on_alloc, on_client_read)) ||
       !uv_ok("write request", uv_write(&request_req, req->handle, &out, 1, on_request_written)))

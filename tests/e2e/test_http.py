@@ -72,21 +72,24 @@ print(res, err, kind)
         check(r.stdout == want, r.stdout + r.stderr)
 
 
+def get(home, srv, path, header):
+    """status, the header's value and the body of GET path, as the Lua side sees them."""
+    return lua(home, """
+local url, header = ...
+local res = assert(require("core").http.request { url = url })
+print(res.status, res.headers[header], res.body)
+""", srv.url() + path, header)
+
+
 @test
 def repeated_headers_are_joined():
     with Home() as home, Server("fake_openai.py") as srv:
-        r = lua(home, """
-local res = assert(require("core").http.request { url = ... .. "/_dup" })
-print(res.status, res.headers["x-dup"], res.body)
-""", srv.url())
+        r = get(home, srv, "/_dup", "x-dup")
         check(r.stdout == "200\ta, b\t{}\n", r.stdout + r.stderr)
 
 
 @test
 def an_interim_100_continue_is_skipped():
     with Home() as home, Server("fake_openai.py") as srv:
-        r = lua(home, """
-local res = assert(require("core").http.request { url = ... .. "/_continue" })
-print(res.status, res.headers["x-final"], res.body)
-""", srv.url())
+        r = get(home, srv, "/_continue", "x-final")
         check(r.stdout == '201\tyes\t{"final": true}\n', r.stdout + r.stderr)
