@@ -22,8 +22,8 @@ UV_O     := fs-poll idna inet random strscpy strtok threadpool timer uv-common \
 UV_UNIX_O := async core dl fs getaddrinfo getnameinfo loop-watcher loop pipe poll process \
             random-devurandom signal stream tcp thread tty udp linux-core linux-inotify \
             linux-syscalls procfs-exepath proctitle random-getrandom random-sysctl-linux epoll
-CORE_O   := buf clock sse http tls anchors fs log lock proc
-API_O    := core http json fs log proc lock hash
+CORE_O   := buf clock sse http tls anchors fs log lock proc loop
+API_O    := core http json fs log proc lock hash task
 LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
 LUA_OBJS   := $(LUA_O:%=$(B)/obj/lua/%.o)
@@ -125,11 +125,12 @@ $(B)/obj/core/%.o: src/%.c $(wildcard src/*.h) $(call STAMP,bearssl) $(call STAM
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
 
-$(B)/obj/api/%.o: src/api/%.c $(wildcard src/*.h src/api/*.h) $(call STAMP,lua) $(call STAMP,cjson)
+$(B)/obj/api/%.o: src/api/%.c $(wildcard src/*.h src/api/*.h) $(call STAMP,lua) $(call STAMP,cjson) \
+                  $(call STAMP,libuv)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
 
-$(B)/obj/main.o: src/main.c $(wildcard src/*.h src/api/*.h) $(call STAMP,lua)
+$(B)/obj/main.o: src/main.c $(wildcard src/*.h src/api/*.h) $(call STAMP,lua) $(call STAMP,libuv)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
 

@@ -61,7 +61,7 @@ end
 -- with its traceback when debugging.
 local function run_caught(name, argv)
   local ok, code = xpcall(run_command, function(e)
-    if errors.is_mistake(e) or core.log.level() ~= "debug" then return e end
+    if type(e) ~= "string" or core.log.level() ~= "debug" then return e end   -- mistakes, interrupts
     return debug.traceback(tostring(e), 2)
   end, name, argv)
   if ok then return code end

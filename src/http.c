@@ -1,64 +1,82 @@
-/* HTTP transfers over one libcurl multi handle: reuse, timeouts, and errors in plain words. */
+/* HTTP transfers over one libcurl multi handle driven by the event loop
+   (curl_multi_socket_action): reuse, timeouts, back-pressure, and errors in plain words. */
 #include "http.h"
 #include "buf.h"
 #include "clock.h"
 #include "log.h"
+#include "loop.h"
 #include "tls.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 static CURLM *multi;   /* its connection cache is shared by every transfer of the process */
+static uv_loop_t *loop;
+static uv_timer_t curl_timer;   /* libcurl's one timeout for the multi handle */
 static int curl_tried;
 static CURLcode curl_started = CURLE_FAILED_INIT;   /* curl_global_init's answer */
 
-struct transfer {
-  const struct http_request *rq;
-  const struct http_sink *sink;
-  struct buf head;     /* header lines of the final response */
+struct http_transfer {
+  CURL *h;
+  struct curl_slist *hdrs;
+  struct http_sink sink;
+  char *url;                /* for messages */
+  long timeout_ms, idle_timeout_ms;
+  struct buf head;          /* header lines of the final response */
   long status;
-  int head_sent, stopped;
-  long long last_byte_ms;
+  int head_sent, stopped, paused, idle;
+  uint64_t last_byte_ms;    /* on the loop's clock */
+  uv_timer_t idle_timer;    /* owns the record: freed when this handle has closed */
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A socket libcurl asked us to watch. */
+struct watch {
+  uv_poll_t poll;
+  curl_socket_t fd;
 };
 
 /* The status line starts a new header block (a 100 Continue or a proxy's CONNECT
    answer comes first); only the last block's lines are kept. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
-  struct transfer *t = ud;
+  struct http_transfer *x = ud;
   size_t len = size * n;
-  t->last_byte_ms = clock_now_ms();
+  x->last_byte_ms = uv_now(loop);
   if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-    buf_reset(&t->head);
-    t->status = strtol(memchr(p, ' ', len) ? memchr(p, ' ', len) : p + len, NULL, 10);
+    buf_reset(&x->head);
+    x->status = strtol(memchr(p, ' ', len) ? memchr(p, ' ', len) : p + len, NULL, 10);
     return len;
   }
-  if (len <= 2 || t->status / 100 == 1) return len;   /* blank line, or an interim block */
-  return buf_add(&t->head, p, len) == 0 ? len : 0;
+  if (len <= 2 || x->status / 100 == 1) return len;   /* blank line, or an interim block */
+  return buf_add(&x->head, p, len) == 0 ? len : 0;
 }
 
 /* Hand the final response's status and headers on, once. */
-static int send_head(struct transfer *t) {
-  t->head_sent = 1;
-  if (t->sink->on_head && t->sink->on_head(t->sink->ud, t->status, t->head.p ? t->head.p : "", t->head.len))
-    t->stopped = 1;
-  return t->stopped;
+static int send_head(struct http_transfer *x) {
+  x->head_sent = 1;
+  if (x->sink.on_head && x->sink.on_head(x->sink.ud, x->status, x->head.p ? x->head.p : "", x->head.len))
+    x->stopped = 1;
+  return x->stopped;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  struct transfer *t = ud;
+  struct http_transfer *x = ud;
   size_t len = size * n;
-  t->last_byte_ms = clock_now_ms();
-  if (!t->head_sent && send_head(t) != 0) return 0;
-  if (t->sink->on_data && t->sink->on_data(t->sink->ud, p, len)) {
-    t->stopped = 1;
-    return 0;
+  x->last_byte_ms = uv_now(loop);
+  if (!x->head_sent && send_head(x) != 0) return 0;
+  int rc = x->sink.on_data ? x->sink.on_data(x->sink.ud, p, len) : 0;
+  if (rc == HTTP_PAUSE) {
+    x->paused = 1;
+    return CURL_WRITEFUNC_PAUSE;
   }
-  return len;
+  if (rc != 0) x->stopped = 1;
+  return rc == 0 ? len : 0;
 }
 
 static int debug_cb(CURL *h, curl_infotype type, char *p, size_t n, void *ud) {
@@ -161,7 +179,7 @@ fail:
   return NULL;
 }
 
-static void setup(CURL *h, const struct http_request *rq, struct transfer *t,
+static void setup(CURL *h, const struct http_request *rq, struct http_transfer *x,
                   struct curl_slist *hdrs, char *errbuf, struct setopt_error *e) {
   SET(h, e, CURLOPT_URL, rq->url);
   SET(h, e, CURLOPT_CUSTOMREQUEST, rq->method);
@@ -180,9 +198,10 @@ static void setup(CURL *h, const struct http_request *rq, struct transfer *t,
   SET(h, e, CURLOPT_SSL_VERIFYHOST, 2L);
   SET(h, e, CURLOPT_SOCKOPTFUNCTION, cloexec);
   SET(h, e, CURLOPT_HEADERFUNCTION, on_header);
-  SET(h, e, CURLOPT_HEADERDATA, t);
+  SET(h, e, CURLOPT_HEADERDATA, x);
   SET(h, e, CURLOPT_WRITEFUNCTION, on_body);
-  SET(h, e, CURLOPT_WRITEDATA, t);
+  SET(h, e, CURLOPT_WRITEDATA, x);
+  SET(h, e, CURLOPT_PRIVATE, x);
   SET(h, e, CURLOPT_ERRORBUFFER, errbuf);
   if (log_level() >= LOG_DEBUG) {
     SET(h, e, CURLOPT_VERBOSE, 1L);
@@ -190,101 +209,208 @@ static void setup(CURL *h, const struct http_request *rq, struct transfer *t,
   }
 }
 
-/* Drive the multi handle until this transfer ends; the idle timer is ours. A failure of
-   the multi handle itself lands in *mrc. */
-static CURLcode run(CURL *h, struct transfer *t, int *idle, CURLMcode *mrc) {
-  int running = 1;
-  CURLMsg *msg;
+/* --- the engine: libcurl's sockets and timer on the loop */
+
+static void finish(struct http_transfer *x, CURLcode rc);
+
+/* Every transfer that ended in the last action gets its ending. */
+static void check_done(void) {
+  CURLMsg *m;
   int left;
-  t->last_byte_ms = clock_now_ms();
-  while (running) {
-    if ((*mrc = curl_multi_perform(multi, &running)) != CURLM_OK) return CURLE_FAILED_INIT;
-    if (!running) break;
-    int wait = 1000;
-    if (t->rq->idle_timeout_ms > 0) {
-      long long left_ms = t->last_byte_ms + t->rq->idle_timeout_ms - clock_now_ms();
-      if (left_ms <= 0) { *idle = 1; return CURLE_OPERATION_TIMEDOUT; }
-      if (left_ms < wait) wait = (int)left_ms;
-    }
-    if ((*mrc = curl_multi_poll(multi, NULL, 0, wait, NULL)) != CURLM_OK) return CURLE_FAILED_INIT;
+  while ((m = curl_multi_info_read(multi, &left))) {
+    struct http_transfer *x = NULL;
+    if (m->msg != CURLMSG_DONE) continue;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    if (x) finish(x, m->data.result);
   }
-  while ((msg = curl_multi_info_read(multi, &left)))
-    if (msg->msg == CURLMSG_DONE && msg->easy_handle == h) return msg->data.result;
-  return CURLE_FAILED_INIT;
 }
 
-/* libcurl's global state first (once per process), then the shared multi handle. */
+static void act(curl_socket_t fd, int flags) {
+  int running;
+  CURLMcode mrc = curl_multi_socket_action(multi, fd, flags, &running);
+  if (mrc != CURLM_OK) log_msg(LOG_WARN, "libcurl: %s", curl_multi_strerror(mrc));
+  check_done();
+}
+
+/* An error on the socket (a reset) is reported as readable: bytes that came before it are
+   still there to read, and the read then names the error. */
+static void on_poll(uv_poll_t *p, int status, int events) {
+  struct watch *w = (struct watch *)p;
+  int flags = status < 0 ? CURL_CSELECT_IN | CURL_CSELECT_ERR
+            : ((events & UV_READABLE) ? CURL_CSELECT_IN : 0) | ((events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0);
+  act(w->fd, flags);
+}
+
+static void on_curl_timer(uv_timer_t *t) {
+  (void)t;
+  act(CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+/* CURLMOPT_SOCKETFUNCTION: watch fd for what libcurl wants, or stop watching it. */
+static int socket_cb(CURL *e, curl_socket_t fd, int what, void *ud, void *socketp) {
+  (void)e, (void)ud;
+  struct watch *w = socketp;
+  if (what == CURL_POLL_REMOVE) {
+    if (w) {
+      uv_poll_stop(&w->poll);
+      uv_close((uv_handle_t *)&w->poll, free_handle);   /* now, while fd is still this socket */
+      curl_multi_assign(multi, fd, NULL);
+    }
+    return 0;
+  }
+  if (!w) {
+    if (!(w = calloc(1, sizeof *w))) return -1;
+    if (uv_poll_init_socket(loop, &w->poll, fd) != 0) {
+      free(w);
+      return -1;
+    }
+    w->fd = fd;
+    curl_multi_assign(multi, fd, w);
+  }
+  int events = ((what & CURL_POLL_IN) ? UV_READABLE : 0) | ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
+  return uv_poll_start(&w->poll, events, on_poll) == 0 ? 0 : -1;
+}
+
+/* CURLMOPT_TIMERFUNCTION: libcurl wants to act after ms (-1: never). */
+static int timer_cb(CURLM *m, long ms, void *ud) {
+  (void)m, (void)ud;
+  if (ms < 0) return uv_timer_stop(&curl_timer) == 0 ? 0 : -1;
+  return uv_timer_start(&curl_timer, on_curl_timer, (uint64_t)ms, 0) == 0 ? 0 : -1;
+}
+
+/* libcurl's global state first (once per process), then the loop and the multi handle. */
 static int start_curl(struct http_error *err) {
+  const char *why = "out of memory";
   if (!curl_tried) curl_tried = 1, curl_started = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (curl_started != CURLE_OK) {
-    snprintf(err->message, sizeof err->message, "cannot start libcurl: %s", curl_easy_strerror(curl_started));
-    return -1;
+  if (curl_started != CURLE_OK) why = curl_easy_strerror(curl_started);
+  else if (multi) return 0;
+  else if ((loop = loop_get(&why)) && (multi = curl_multi_init())) {
+    if (uv_timer_init(loop, &curl_timer) == 0 &&
+        curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb) == CURLM_OK &&
+        curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb) == CURLM_OK)
+      return 0;
+    why = "libcurl refused the event loop";
+    curl_multi_cleanup(multi);
+    multi = NULL;
   }
-  if (!multi && !(multi = curl_multi_init())) {
-    snprintf(err->message, sizeof err->message, "cannot start libcurl: out of memory");
-    return -1;
+  snprintf(err->message, sizeof err->message, "cannot start libcurl: %s", why);
+  return -1;
+}
+
+/* The idle timer: no byte for idle_timeout_ms (while not paused by us) ends the transfer. */
+static void on_idle(uv_timer_t *t) {
+  struct http_transfer *x = t->data;
+  uint64_t now = uv_now(loop), due = x->last_byte_ms + (uint64_t)x->idle_timeout_ms;
+  if (x->paused || now < due) {
+    uv_timer_start(t, on_idle, x->paused ? (uint64_t)x->idle_timeout_ms : due - now, 0);
+    return;
   }
-  return 0;
+  x->idle = 1;
+  finish(x, CURLE_OPERATION_TIMEDOUT);
+}
+
+static void free_transfer(uv_handle_t *h) {
+  struct http_transfer *x = h->data;
+  free(x->url);
+  free(x);
+}
+
+/* Take the transfer off the multi handle and free it (the record once its timer closed). */
+static void release(struct http_transfer *x) {
+  curl_multi_remove_handle(multi, x->h);
+  curl_easy_cleanup(x->h);
+  free_header_list(x->hdrs);
+  buf_free(&x->head);
+  uv_close((uv_handle_t *)&x->idle_timer, free_transfer);
 }
 
 /* After the transfer: what kind of ending it was, and its message. */
-static enum http_kind outcome(const struct http_request *rq, struct transfer *t, CURL *h, CURLcode rc,
-                              CURLMcode mrc, int idle, const char *errbuf, struct http_error *err) {
+static enum http_kind outcome(struct http_transfer *x, CURLcode rc, char *out, size_t n) {
   long oserr = 0;
-  if (t->stopped) return HTTP_STOPPED;
-  if (idle) {
-    snprintf(err->message, sizeof err->message, "%s sent nothing for %ld ms (idle timeout)",
-             rq->url, rq->idle_timeout_ms);
+  if (x->stopped) return HTTP_STOPPED;
+  if (x->idle) {
+    snprintf(out, n, "%s sent nothing for %ld ms (idle timeout)", x->url, x->idle_timeout_ms);
     return HTTP_TIMEOUT;
   }
-  if (mrc != CURLM_OK) {
-    snprintf(err->message, sizeof err->message, "request to %s failed: libcurl: %s", rq->url,
-             curl_multi_strerror(mrc));
-    return HTTP_FAILED;
-  }
   if (rc == CURLE_OK) return HTTP_OK;
-  curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
-  return describe(rc, errbuf, rq->url, rq->timeout_ms, oserr, err->message, sizeof err->message);
+  curl_easy_getinfo(x->h, CURLINFO_OS_ERRNO, &oserr);
+  return describe(rc, x->errbuf, x->url, x->timeout_ms, oserr, out, n);
 }
 
-int http_perform(const struct http_request *rq, const struct http_sink *sink,
-                 struct http_error *err) {
-  struct transfer t = { .rq = rq, .sink = sink };
+static void finish(struct http_transfer *x, CURLcode rc) {
+  struct http_error err = { HTTP_OK, "" };
+  if (rc == CURLE_OK && !x->head_sent) send_head(x);   /* no body: still a head */
+  err.kind = outcome(x, rc, err.message, sizeof err.message);
+  struct http_sink sink = x->sink;
+  release(x);
+  if (sink.on_done) sink.on_done(sink.ud, &err);
+}
+
+static struct http_transfer *fail(struct http_error *err, enum http_kind kind, const char *fmt,
+                                  const char *url, const char *detail) {
+  snprintf(err->message, sizeof err->message, fmt, url, detail);
+  err->kind = kind;
+  return NULL;
+}
+
+struct http_transfer *http_start(const struct http_request *rq, const struct http_sink *sink,
+                                 struct http_error *err) {
   struct setopt_error bad = { CURLE_OK, NULL };
-  char errbuf[CURL_ERROR_SIZE] = "";
-  int idle = 0;
-  CURLMcode mrc = CURLM_OK;
   err->kind = HTTP_OK;
   err->message[0] = '\0';
-
-  if (strncasecmp(rq->url, "https:", 6) == 0 && tls_init(err->message, sizeof err->message) != 0)
-    return err->kind = HTTP_TLS;
-  if (start_curl(err) != 0) return err->kind = HTTP_FAILED;
-  struct curl_slist *hdrs = header_list(rq);
-  CURL *h = hdrs ? curl_easy_init() : NULL;
-  if (h) setup(h, rq, &t, hdrs, errbuf, &bad);
-  if (!h || bad.rc != CURLE_OK || curl_multi_add_handle(multi, h) != CURLM_OK) {
-    if (bad.rc != CURLE_OK)
-      snprintf(err->message, sizeof err->message, "cannot start a request to %s: libcurl refused %s: %s",
-               rq->url, bad.name, curl_easy_strerror(bad.rc));
-    else
-      snprintf(err->message, sizeof err->message, "cannot start a request to %s: out of memory", rq->url);
-    curl_easy_cleanup(h);
-    free_header_list(hdrs);
-    return err->kind = HTTP_FAILED;
+  if (strncasecmp(rq->url, "https:", 6) == 0 && tls_init(err->message, sizeof err->message) != 0) {
+    err->kind = HTTP_TLS;
+    return NULL;
   }
-  CURLcode rc = run(h, &t, &idle, &mrc);
-  if (rc == CURLE_OK && mrc == CURLM_OK && !t.head_sent) send_head(&t);   /* no body: still a head */
-  enum http_kind kind = outcome(rq, &t, h, rc, mrc, idle, errbuf, err);
-  curl_multi_remove_handle(multi, h);
-  curl_easy_cleanup(h);
-  free_header_list(hdrs);
-  buf_free(&t.head);
-  return err->kind = kind;
+  if (start_curl(err) != 0) {
+    err->kind = HTTP_FAILED;
+    return NULL;
+  }
+  struct http_transfer *x = calloc(1, sizeof *x);
+  if (!x || !(x->url = strdup(rq->url)) || !(x->hdrs = header_list(rq)) || !(x->h = curl_easy_init())) {
+    if (x) free_header_list(x->hdrs), free(x->url);
+    free(x);
+    return fail(err, HTTP_FAILED, "cannot start a request to %s: %s", rq->url, "out of memory");
+  }
+  x->sink = *sink;
+  x->timeout_ms = rq->timeout_ms;
+  x->idle_timeout_ms = rq->idle_timeout_ms;
+  x->last_byte_ms = uv_now(loop);
+  uv_timer_init(loop, &x->idle_timer);   /* cannot fail: it only fills the handle in */
+  x->idle_timer.data = x;
+  setup(x->h, rq, x, x->hdrs, x->errbuf, &bad);
+  CURLMcode mrc = bad.rc == CURLE_OK ? curl_multi_add_handle(multi, x->h) : CURLM_OK;
+  if (bad.rc != CURLE_OK || mrc != CURLM_OK) {
+    curl_easy_cleanup(x->h);
+    x->h = NULL;
+    free_header_list(x->hdrs);
+    uv_close((uv_handle_t *)&x->idle_timer, free_transfer);
+    if (bad.rc != CURLE_OK)
+      return fail(err, HTTP_FAILED, "cannot start a request to %s: libcurl refused %s", rq->url, bad.name);
+    return fail(err, HTTP_FAILED, "cannot start a request to %s: %s", rq->url, curl_multi_strerror(mrc));
+  }
+  if (x->idle_timeout_ms > 0) uv_timer_start(&x->idle_timer, on_idle, (uint64_t)x->idle_timeout_ms, 0);
+  return x;
+}
+
+void http_cancel(struct http_transfer *x) {
+  if (x) release(x);
+}
+
+void http_resume(struct http_transfer *x) {
+  if (!x->paused) return;
+  x->paused = 0;
+  x->last_byte_ms = uv_now(loop);
+  curl_easy_pause(x->h, CURLPAUSE_CONT);   /* may hand the held bytes on at once */
 }
 
 void http_cleanup(void) {
-  if (multi) curl_multi_cleanup(multi);
+  if (multi) {
+    curl_multi_cleanup(multi);
+    uv_close((uv_handle_t *)&curl_timer, NULL);
+  }
   multi = NULL;
   if (curl_started == CURLE_OK) curl_global_cleanup();
   curl_started = CURLE_FAILED_INIT;   /* and curl_tried stays: never initialised twice */

@@ -1,5 +1,5 @@
 /* Credential store locks: an flock'd file (Kimi CLI) or a lock directory refreshed while
-   held and taken over when stale (kimi-code). Every wait has a deadline and sleeps. */
+   held and taken over when stale (kimi-code). Tries never wait; lock_take waits by deadline. */
 #include "lock.h"
 #include "clock.h"
 
@@ -14,37 +14,17 @@
 #include <unistd.h>
 
 /* The pause between two tries: jittered, so that waiters do not retry in step. */
-static long pause_ms(void) {
+long lock_pause_ms(void) {
   static int seeded;
   if (!seeded) srand((unsigned)getpid() ^ (unsigned)clock_real_ms()), seeded = 1;
   return 20 + rand() % 80;
 }
 
-/* 0 when another try may come after a pause, -1 (ETIMEDOUT) when the deadline has passed. */
-static int wait_turn(long long deadline) {
-  long long left = deadline - clock_now_ms();
-  if (left <= 0) {
-    errno = ETIMEDOUT;
-    return -1;
-  }
-  long p = pause_ms();
-  sleep_ms(p < left ? p : (long)left);
-  return 0;
-}
-
-static int lock_flock(struct lock *l, long long deadline) {
-  int fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return -1;
-  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if ((errno != EWOULDBLOCK && errno != EINTR) || wait_turn(deadline) != 0) {
-      int e = errno;
-      close(fd);
-      errno = e;
-      return -1;
-    }
-  }
-  l->fd = fd;
-  return 0;
+static int try_flock(struct lock *l) {
+  if (l->fd < 0 && (l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) return -1;
+  if (flock(l->fd, LOCK_EX | LOCK_NB) == 0) return 0;
+  if (errno == EINTR) errno = EWOULDBLOCK;
+  return -1;
 }
 
 /* Touch the lock directory every LOCK_DIR_BEAT_MS until told to stop, so that other
@@ -90,7 +70,7 @@ static int start_heartbeat(struct lock *l) {
   return -1;
 }
 
-static int lock_dir(struct lock *l, long long deadline) {
+static int try_dir(struct lock *l) {
   for (;;) {
     ino_t ino, again;
     if (mkdir(l->path, 0700) == 0) return start_heartbeat(l);
@@ -102,33 +82,52 @@ static int lock_dir(struct lock *l, long long deadline) {
        once. No spin: each pass removes a directory that sat unchanged for 5 s. One
        that cannot be removed is waited on like a held one. */
     if (state == 1 && dir_state(l->path, &again) == 1 && again == ino && rmdir(l->path) == 0) continue;
-    if (wait_turn(deadline) != 0) return -1;
+    errno = EWOULDBLOCK;
+    return -1;
   }
 }
 
-int lock_take(struct lock *l, enum lock_kind kind, const char *path, long timeout_ms) {
+int lock_init(struct lock *l, enum lock_kind kind, const char *path) {
   memset(l, 0, sizeof *l);
   l->fd = -1;
   l->kind = kind;
-  if (snprintf(l->path, sizeof l->path, "%s", path) >= (int)sizeof l->path) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  long long deadline = clock_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-  int rc = kind == LOCK_FLOCK ? lock_flock(l, deadline) : lock_dir(l, deadline);
+  if (snprintf(l->path, sizeof l->path, "%s", path) < (int)sizeof l->path) return 0;
+  errno = ENAMETOOLONG;
+  return -1;
+}
+
+int lock_try(struct lock *l) {
+  int rc = l->kind == LOCK_FLOCK ? try_flock(l) : try_dir(l);
   l->held = rc == 0;
   return rc;
 }
 
+int lock_take(struct lock *l, enum lock_kind kind, const char *path, long timeout_ms) {
+  if (lock_init(l, kind, path) != 0) return -1;
+  long long deadline = clock_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+  while (lock_try(l) != 0) {
+    long long left = deadline - clock_now_ms();
+    if (errno != EWOULDBLOCK || left <= 0) {
+      int e = left <= 0 && errno == EWOULDBLOCK ? ETIMEDOUT : errno;
+      lock_release(l);
+      errno = e;
+      return -1;
+    }
+    long p = lock_pause_ms();
+    sleep_ms(p < left ? p : (long)left);
+  }
+  return 0;
+}
+
 void lock_release(struct lock *l) {
-  if (!l->held) return;
-  l->held = 0;
-  if (l->kind == LOCK_FLOCK) {
-    flock(l->fd, LOCK_UN);
+  if (l->kind == LOCK_FLOCK && l->fd >= 0) {   /* held, or opened by a try that failed */
+    if (l->held) flock(l->fd, LOCK_UN);
     close(l->fd);
     l->fd = -1;
-    return;
   }
+  if (!l->held) return;
+  l->held = 0;
+  if (l->kind == LOCK_FLOCK) return;
   pthread_mutex_lock(&l->mu);
   l->stop = 1;
   pthread_cond_signal(&l->cv);

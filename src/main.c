@@ -3,6 +3,7 @@
 #include "api/api.h"
 #include "embed.h"
 #include "http.h"
+#include "loop.h"
 #include "log.h"
 
 #include <errno.h>
@@ -63,17 +64,17 @@ static void install_searcher(lua_State *L) {
   lua_pop(L, 2);                     /* old list, package */
 }
 
-/* Error handler: the message, plus a traceback when KIMICTL_LOG=debug (unless Lua, which
-   catches errors where they happen, already added the one that matters). */
-static int msghandler(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
+/* What went wrong, said once: the message, plus a traceback when KIMICTL_LOG=debug (unless
+   Lua, which catches errors where they happen, already added the one that matters). */
+static void report(lua_State *L, lua_State *co) {
+  const char *msg = lua_tostring(co, -1);
   if (!msg) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
-    else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    if (luaL_callmeta(co, -1, "__tostring") && lua_type(co, -1) == LUA_TSTRING) msg = lua_tostring(co, -1);
+    else msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
   }
-  if (log_level() >= LOG_DEBUG && !strstr(msg, "stack traceback:")) luaL_traceback(L, L, msg, 1);
+  if (log_level() >= LOG_DEBUG && !strstr(msg, "stack traceback:")) luaL_traceback(L, co, msg, 0);
   else lua_pushfstring(L, "%s\n(set KIMICTL_LOG=debug to see where)", msg);
-  return 1;
+  fprintf(stderr, "kimictl: %s\n", lua_tostring(L, -1));
 }
 
 static int pmain(lua_State *L) {
@@ -100,6 +101,8 @@ static int lost_write_error(void) {
   return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) ? EPIPE : EIO;
 }
 
+static int sigpipe_was_default;
+
 /* Output that never reached its file is data lost: say so and fail. A reader that went
    away (EPIPE, when SIGPIPE is ignored) ends us quietly, as the signal would have. */
 static int close_stdout(int code) {
@@ -108,6 +111,10 @@ static int close_stdout(int code) {
   else if (ferror(stdout)) e = lost_write_error();
   if (fclose(stdout) != 0 && !e) e = errno;
   if (!e) return code;
+  if (e == EPIPE && sigpipe_was_default) {   /* the loop ignores it: die of it now, as we would have */
+    signal(SIGPIPE, SIG_DFL);
+    raise(SIGPIPE);
+  }
   if (e == EPIPE) return 128 + SIGPIPE;   /* the status a shell shows for death by SIGPIPE */
   fprintf(stderr, "kimictl: cannot write the output: %s\n", strerror(e));
   return 1;
@@ -117,19 +124,26 @@ int main(int argc, char **argv) {
   /* Fully buffered when not a terminal, as C says, from the first byte (musl starts line
      buffered): small output then fails in close_stdout, where its errno is still known. */
   if (!isatty(1)) setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
+  struct sigaction sa;
+  sigpipe_was_default = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL;
   lua_State *L = luaL_newstate();
   if (!L) {
     fputs("kimictl: cannot start Lua: out of memory\n", stderr);
     return 1;
   }
-  lua_pushcfunction(L, msghandler);
+  /* The whole command is the main task: every wait in it turns the one event loop. */
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);
-  int code = 1;
-  if (lua_pcall(L, 2, 1, 1) == LUA_OK) code = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
-  else fprintf(stderr, "kimictl: %s\n", lua_tostring(L, -1));
-  lua_close(L);
+  lua_State *co = NULL;
+  int status = task_main(L, 2, &co), code;
+  if (status == LUA_OK) code = lua_isinteger(co, -1) ? (int)lua_tointeger(co, -1) : 0;
+  else if (!co || !(code = task_interrupt_code(co, -1))) {
+    report(L, co ? co : L);
+    code = 1;
+  }
+  lua_close(L);   /* collects what is left: transfers are cancelled, locks released */
   http_cleanup();
+  loop_close();
   return close_stdout(code);
 }

@@ -145,6 +145,8 @@ int proc_spawn_detached(struct proc_child *c, char *const argv[], int stderr_nul
     return -1;
   }
   c->out = fds[0];
+  int flags = fcntl(c->out, F_GETFL);   /* collected a piece at a time, never waited on */
+  if (flags < 0 || fcntl(c->out, F_SETFL, flags | O_NONBLOCK) != 0) return -1;
   return 0;
 }
 
@@ -164,35 +166,19 @@ static ssize_t read_some(int fd, struct buf *out) {
   return n;
 }
 
-int proc_collect(struct proc_child *c, struct buf *out, long long deadline, int *status) {
+int proc_collect_some(struct proc_child *c, struct buf *out, int *status) {
   while (c->out >= 0) {
-    long long left = deadline - clock_now_ms();
-    if (left <= 0) {
-      errno = ETIMEDOUT;
-      return -1;
-    }
-    struct pollfd pfd = { c->out, POLLIN, 0 };
-    int ready = poll(&pfd, 1, left < INT_MAX ? (int)left : INT_MAX);
-    if (ready < 0 && errno != EINTR) return -1;
-    if (ready <= 0) continue;   /* the deadline is checked above */
     ssize_t n = read_some(c->out, out);
-    if (n < 0 && errno != EINTR && errno != EAGAIN) return -1;
     if (n == 0) close(c->out), c->out = -1;
+    else if (n < 0 && errno == EAGAIN) return 0;
+    else if (n < 0 && errno != EINTR) return -1;
   }
-  for (;;) {
-    pid_t r = waitpid(c->pid, status, WNOHANG);
-    if (r == c->pid) {
-      c->pid = 0;
-      return 0;
-    }
-    if (r < 0 && errno != EINTR) return -1;
-    long long left = deadline - clock_now_ms();
-    if (left <= 0) {
-      errno = ETIMEDOUT;
-      return -1;
-    }
-    sleep_ms(left < 10 ? (long)left : 10);
+  pid_t r = waitpid(c->pid, status, WNOHANG);
+  if (r == c->pid) {
+    c->pid = 0;
+    return 1;
   }
+  return r < 0 && errno != EINTR ? -1 : 0;
 }
 
 void proc_child_close(struct proc_child *c) {

@@ -21,10 +21,10 @@ struct proc_child {
    an empty signal mask, stdin from /dev/null, stdout a pipe to c->out, stderr inherited or
    /dev/null. No other descriptor of ours reaches it: they are all close-on-exec. */
 int proc_spawn_detached(struct proc_child *c, char *const argv[], int stderr_null);
-/* The child's stdout into out until EOF (bytes past out->max are read and dropped, so the
-   child never blocks on a full pipe), then its exit in *status (as waitpid gives it).
-   Both by deadline (clock_now_ms); ETIMEDOUT then, and the child goes on running. */
-int proc_collect(struct proc_child *c, struct buf *out, long long deadline, int *status);
+/* Without waiting: the child's stdout into out as far as it has come (bytes past out->max
+   are read and dropped, so the child never blocks on a full pipe), then, after EOF, its
+   exit in *status (as waitpid gives it). 1 once it has ended, 0 not yet, -1 with errno. */
+int proc_collect_some(struct proc_child *c, struct buf *out, int *status);
 void proc_child_close(struct proc_child *c);   /* closes the pipe; never kills the child */
 
 /* One line from stdin into out, without its line end. On a terminal: the prompt on stderr

@@ -1,4 +1,5 @@
-/* core.http: HTTP requests from Lua, with server-sent events delivered as they arrive. */
+/* core.http: HTTP requests from Lua, with server-sent events delivered as they arrive; in a
+   task they wait by yielding, so one loop carries any number of them. */
 #include "api.h"
 #include "http.h"
 #include "sse.h"
@@ -9,19 +10,29 @@
 #include <string.h>
 #include <strings.h>
 
-/* One request in flight, in a userdata whose __gc frees the parser and the body, whatever
-   raises; stack slots hold what Lua must keep alive. */
+/* One request in flight, in a userdata that is closed (to-be-closed slot) or collected
+   whatever raises: the transfer is cancelled and the buffers freed. libcurl's callbacks only
+   store (the head, events, the body) and wake the waiting task; Lua runs afterwards, in pump. */
 struct call {
-  lua_State *L;
-  int on_event;          /* stack index of the callback, or 0 */
-  int res;               /* stack index of the result table, filled by on_head */
-  int err;               /* stack index of an error raised by on_event, else nil */
-  int sse_mode, cancelled, failed_sse, too_large;
+  struct http_transfer *x;   /* NULL once ended or cancelled */
+  struct task *task;         /* waiting for news, or NULL */
+  long status;
+  struct buf head;           /* the response's header lines */
+  int head_ready, head_pushed, sse_mode, in_event, cancelled, failed_sse, too_large, done;
   struct sse sse;
-  struct buf body;       /* a collected (non-SSE) body; body.max is max_body */
+  struct buf events;         /* parsed events waiting for on_event: struct queued + bytes */
+  size_t taken;              /* how much of events on_event has had */
+  struct buf body;           /* a collected (non-SSE) body; body.max is max_body */
+  struct http_error err;
 };
 
-static int in_request;   /* libcurl forbids driving the multi handle from its own callback */
+struct queued { size_t type_len, data_len, id_len; long retry; };
+
+/* Unread events beyond this pause the transfer until on_event has caught up. */
+#define EVENTS_HIGH (256 * 1024)
+
+/* Fixed stack slots of core.http.request; the options' values stay alive below. */
+enum { S_OPTS = 1, S_URL, S_BODY, S_METHOD, S_ON_EVENT, S_HEADERS, S_CALL, S_RES };
 
 static void push_headers(lua_State *L, const char *p, size_t n) {
   lua_newtable(L);
@@ -52,81 +63,97 @@ static void push_headers(lua_State *L, const char *p, size_t n) {
   }
 }
 
-/* The Lua side of on_head and on_sse_event runs inside lua_pcall (a memory error
-   too), so that nothing ever longjmps through libcurl's frames. */
-struct head { struct call *c; long status; const char *p; size_t len; };
+static void wake(struct call *c) {
+  if (c->task) task_wake(c->task);
+}
 
-static int head_to_lua(lua_State *L) {   /* (head, res) */
-  struct head *h = lua_touserdata(L, 1);
-  struct call *c = h->c;
-  lua_pushinteger(L, h->status);
-  lua_setfield(L, 2, "status");
-  push_headers(L, h->p, h->len);
-  lua_getfield(L, -1, "content-type");
-  const char *ct = lua_tostring(L, -1);
-  c->sse_mode = c->on_event && h->status >= 200 && h->status < 300 && ct &&
-                strncasecmp(ct, "text/event-stream", 17) == 0;
-  lua_pop(L, 1);
-  lua_setfield(L, 2, "headers");
+static int header_is(const char *p, size_t n, const char *name, const char *prefix) {
+  size_t nl = strlen(name), pl = strlen(prefix);
+  for (const char *end = p + n; p < end;) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *v = p + nl + 1;
+    if (!eol) eol = end;
+    if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+      while (v < eol && (*v == ' ' || *v == '\t')) v++;
+      return (size_t)(eol - v) >= pl && strncasecmp(v, prefix, pl) == 0;
+    }
+    p = eol + 1;
+  }
   return 0;
 }
 
+/* Inside libcurl: keep the head for Lua, and decide how the body is taken. */
 static int on_head(void *ud, long status, const char *p, size_t len) {
-  struct head h = { ud, status, p, len };
   struct call *c = ud;
-  lua_pushcfunction(c->L, head_to_lua);
-  lua_pushlightuserdata(c->L, &h);
-  lua_pushvalue(c->L, c->res);
-  if (lua_pcall(c->L, 2, 0, 0) != LUA_OK) {
-    lua_replace(c->L, c->err);
-    return 1;
-  }
-  return 0;
+  c->status = status;
+  c->head_ready = 1;
+  c->sse_mode = c->sse_mode && status >= 200 && status < 300 && header_is(p, len, "content-type", "text/event-stream");
+  wake(c);
+  return buf_add(&c->head, p, len) != 0;
 }
 
-static int event_to_lua(lua_State *L) {   /* (event, on_event) */
-  const struct sse_event *ev = lua_touserdata(L, 1);
-  lua_pushvalue(L, 2);
-  lua_createtable(L, 0, 4);
-  lua_pushlstring(L, ev->type, ev->type_len);
-  lua_setfield(L, -2, "event");
-  lua_pushlstring(L, ev->data, ev->data_len);
-  lua_setfield(L, -2, "data");
-  lua_pushlstring(L, ev->id, ev->id_len);
-  lua_setfield(L, -2, "id");
-  if (ev->retry >= 0) {
-    lua_pushinteger(L, ev->retry);
-    lua_setfield(L, -2, "retry");
-  }
-  lua_call(L, 1, 1);
-  return 1;
-}
-
-static int on_sse_event(void *ud, const struct sse_event *ev) {
+static int queue_event(void *ud, const struct sse_event *ev) {
   struct call *c = ud;
-  lua_State *L = c->L;
-  lua_pushcfunction(L, event_to_lua);
-  lua_pushlightuserdata(L, (void *)ev);
-  lua_pushvalue(L, c->on_event);
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-    lua_replace(L, c->err);
-    return 1;
-  }
-  c->cancelled = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return c->cancelled;
+  struct queued q = { ev->type_len, ev->data_len, ev->id_len, ev->retry };
+  return buf_add(&c->events, (const char *)&q, sizeof q) != 0 || buf_add(&c->events, ev->type, ev->type_len) != 0 ||
+         buf_add(&c->events, ev->data, ev->data_len) != 0 || buf_add(&c->events, ev->id, ev->id_len) != 0;
 }
 
 static int on_data(void *ud, const char *p, size_t n) {
   struct call *c = ud;
-  if (c->sse_mode) {   /* events are handed on, not kept: no size limit */
-    int rc = sse_feed(&c->sse, p, n, on_sse_event, c);
-    if (rc < 0) c->failed_sse = rc;
+  if (c->sse_mode) {   /* events are handed on, not kept: no size limit, but a pause */
+    if (c->events.len - c->taken > EVENTS_HIGH) return HTTP_PAUSE;
+    int rc = sse_feed(&c->sse, p, n, queue_event, c);
+    if (rc < 0 || rc == SSE_STOPPED) c->failed_sse = rc < 0 ? rc : SSE_NOMEM;
+    wake(c);
     return rc != SSE_OK;
   }
   if (buf_add(&c->body, p, n) == 0) return 0;
   c->too_large = errno == EFBIG;
   return 1;
+}
+
+static void on_done(void *ud, const struct http_error *err) {
+  struct call *c = ud;
+  c->x = NULL;
+  c->done = 1;
+  c->err = *err;
+  wake(c);
+}
+
+/* The next queued event as on_event's argument, or nothing (0) when none is left. */
+static int push_event(lua_State *L, struct call *c) {
+  struct queued q;
+  if (c->taken >= c->events.len) {
+    buf_reset(&c->events);
+    c->taken = 0;
+    return 0;
+  }
+  const char *p = c->events.p + c->taken;
+  memcpy(&q, p, sizeof q);
+  p += sizeof q;
+  lua_createtable(L, 0, 4);
+  lua_pushlstring(L, p, q.type_len);
+  lua_setfield(L, -2, "event");
+  lua_pushlstring(L, p + q.type_len, q.data_len);
+  lua_setfield(L, -2, "data");
+  lua_pushlstring(L, p + q.type_len + q.data_len, q.id_len);
+  lua_setfield(L, -2, "id");
+  if (q.retry >= 0) {
+    lua_pushinteger(L, q.retry);
+    lua_setfield(L, -2, "retry");
+  }
+  c->taken += sizeof q + q.type_len + q.data_len + q.id_len;
+  return 1;
+}
+
+static void push_head(lua_State *L, struct call *c) {
+  c->head_pushed = 1;
+  lua_pushinteger(L, c->status);
+  lua_setfield(L, S_RES, "status");
+  push_headers(L, c->head.p ? c->head.p : "", c->head.len);
+  lua_setfield(L, S_RES, "headers");
+  buf_free(&c->head);
 }
 
 /* The headers table as "Name: value" lines in a userdata array (freed by the GC). */
@@ -184,78 +211,109 @@ static void read_request(lua_State *L, struct http_request *rq, int *on_event, s
   *max_body = (size_t)api_opt_int(L, 1, "max_body", 32 << 20, 1);
 }
 
-/* call:__gc() */
+/* call:__close(), call:__gc(): cancel what still runs, free what is held */
 static int call_free(lua_State *L) {
   struct call *c = luaL_checkudata(L, 1, MT_HTTP_CALL);
+  http_cancel(c->x);
+  c->x = NULL;
+  c->task = NULL;
   sse_free(&c->sse);
+  buf_free(&c->head);
+  buf_free(&c->events);
   buf_free(&c->body);
   return 0;
 }
 
-/* The call's userdata, then its result table and error slot, on the stack. */
-static struct call *new_call(lua_State *L, int on_event, size_t max_body) {
-  struct call *c = lua_newuserdatauv(L, sizeof *c, 0);
-  memset(c, 0, sizeof *c);
-  sse_init(&c->sse);
-  luaL_setmetatable(L, MT_HTTP_CALL);
-  c->L = L;
-  c->on_event = on_event;
-  c->body.max = max_body;
-  lua_newtable(L);
-  c->res = lua_gettop(L);
-  lua_pushnil(L);
-  c->err = lua_gettop(L);
-  return c;
-}
-
 /* After the transfer: the result table, or nil, message, kind. */
-static int push_outcome(lua_State *L, struct call *c, int kind, struct http_error *err, const char *url) {
+static int push_outcome(lua_State *L, struct call *c, const char *url) {
+  struct http_error *err = &c->err;
+  int kind = err->kind;
   if (kind == HTTP_STOPPED && c->too_large)
     kind = HTTP_TOO_LARGE, snprintf(err->message, sizeof err->message,
                                     "the answer from %s is larger than %zu bytes", url, c->body.max);
   else if (kind == HTTP_STOPPED && !c->cancelled)
     kind = HTTP_FAILED, snprintf(err->message, sizeof err->message, "bad answer from %s: %s", url,
                                  c->failed_sse ? sse_strerror(c->failed_sse) : "out of memory");
-  if (kind != HTTP_OK && !(kind == HTTP_STOPPED && c->cancelled)) {
+  if (kind != HTTP_OK && !c->cancelled) {
     lua_pushnil(L);
     lua_pushstring(L, err->message);
     lua_pushstring(L, http_kind_name(kind));
     return 3;
   }
+  if (!c->head_pushed) push_head(L, c);
   api_box_push(L, &c->body);
-  lua_setfield(L, c->res, "body");
+  lua_setfield(L, S_RES, "body");
   if (c->cancelled) {
     lua_pushboolean(L, 1);
-    lua_setfield(L, c->res, "cancelled");
+    lua_setfield(L, S_RES, "cancelled");
   }
-  lua_pushvalue(L, c->res);
+  lua_pushvalue(L, S_RES);
   return 1;
 }
 
+/* Hand what has arrived to Lua (the head, then each event to on_event, which may wait in
+   its turn), and wait for more until the transfer ends. */
+static void take_result(lua_State *L, struct call *c) {   /* on_event's: false cancels */
+  c->in_event = 0;
+  c->cancelled = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+  lua_pop(L, 1);
+}
+
+static int pump(lua_State *L, int status, lua_KContext ctx) {
+  struct call *c = lua_touserdata(L, S_CALL);
+  (void)status;
+  c->task = NULL;
+  if (c->in_event) take_result(L, c);   /* resumed after on_event waited */
+  for (;;) {
+    if (c->head_ready && !c->head_pushed) push_head(L, c);
+    while (!c->cancelled && push_event(L, c)) {
+      lua_pushvalue(L, S_ON_EVENT);
+      lua_insert(L, -2);
+      c->in_event = 1;
+      lua_callk(L, 1, 1, ctx, pump);
+      take_result(L, c);
+    }
+    if (c->cancelled && c->x) {
+      http_cancel(c->x);
+      c->x = NULL;
+      c->err.kind = HTTP_STOPPED;
+      c->done = 1;
+    }
+    if (c->done) break;
+    if (c->x && c->events.len - c->taken == 0) http_resume(c->x);
+    c->task = task_of(L);
+    if (c->task) return task_yield(L, 0, ctx, pump);
+    task_block(L, 0);
+  }
+  c->task = NULL;
+  return push_outcome(L, c, lua_tostring(L, S_URL));
+}
+
 /* core.http.request{method=, url=, headers=, body=, timeout_ms=, connect_timeout_ms=,
-     idle_timeout_ms=, max_body=, on_event=} -> {status=, headers=, body=} | nil, err, kind */
+     idle_timeout_ms=, max_body=, on_event=} -> {status=, headers=, body=} | nil, err, kind
+   In a task it waits by yielding; elsewhere it turns the loop until the answer is in. */
 static int l_http_request(lua_State *L) {
   struct http_request rq = { 0 };
-  struct http_error err;
   int on_event;
   size_t max_body;
   read_request(L, &rq, &on_event, &max_body);
-  if (in_request) return luaL_error(L, "core.http.request cannot be called from inside on_event");
-  struct call *c = new_call(L, on_event, max_body);
-  struct http_sink sink = { on_head, on_data, c };
-  in_request = 1;
-  int kind = http_perform(&rq, &sink, &err);
-  in_request = 0;
-  if (!lua_isnil(L, c->err)) {   /* on_event raised: raise it again, now that curl is done */
-    lua_pushvalue(L, c->err);
-    return lua_error(L);
-  }
-  return push_outcome(L, c, kind, &err, rq.url);
+  lua_settop(L, S_HEADERS);
+  struct call *c = lua_newuserdatauv(L, sizeof *c, 0);
+  memset(c, 0, sizeof *c);
+  sse_init(&c->sse);
+  c->body.max = max_body;
+  c->sse_mode = on_event != 0;
+  luaL_setmetatable(L, MT_HTTP_CALL);
+  lua_toclose(L, S_CALL);
+  lua_newtable(L);   /* S_RES */
+  struct http_sink sink = { on_head, on_data, on_done, c };
+  if (!(c->x = http_start(&rq, &sink, &c->err))) return push_outcome(L, c, rq.url);
+  return pump(L, 0, 0);
 }
 
 int luaopen_core_http(lua_State *L) {
   static const luaL_Reg funcs[] = { { "request", l_http_request }, { NULL, NULL } };
-  static const luaL_Reg call_methods[] = { { "__gc", call_free }, { NULL, NULL } };
+  static const luaL_Reg call_methods[] = { { "__gc", call_free }, { "__close", call_free }, { NULL, NULL } };
   api_class(L, MT_HTTP_CALL, call_methods);
   luaL_newlib(L, funcs);
   return 1;

@@ -1,5 +1,6 @@
 /* core.lock: the credential stores' locks, for Lua. */
 #include "api.h"
+#include "clock.h"
 #include "lock.h"
 
 #include <errno.h>
@@ -16,6 +17,33 @@ static int not_a_dir(lua_State *L, const char *path) {
   return 1;
 }
 
+/* Try until the deadline, pausing between tries. Slots: 1 path, 2 kind, 3 timeout, 4 lock. */
+static int take_k(lua_State *L, int status, lua_KContext deadline) {
+  (void)status;
+  struct lock *l = lua_touserdata(L, 4);
+  const char *path = lua_tostring(L, 1);
+  for (;;) {
+    if (lock_try(l) == 0) return 1;
+    int e = errno;
+    long long now = clock_now_ms();
+    if (e == EWOULDBLOCK && now >= deadline) {
+      lua_pushfstring(L, "%s is held by another process (waited %I ms)", path, lua_tointeger(L, 3));
+      lock_release(l);
+      return api_fail_with(L, ETIMEDOUT, lua_tostring(L, -1));
+    }
+    if (e != EWOULDBLOCK) {
+      lock_release(l);
+      if (e == ENOTDIR && l->kind == LOCK_DIR && not_a_dir(L, path)) return api_fail_with(L, e, lua_tostring(L, -1));
+      errno = e;
+      return api_fail(L, path);
+    }
+    long long next = now + lock_pause_ms();
+    if (next > deadline) next = deadline;
+    if (task_of(L)) return task_yield(L, next, deadline, take_k);
+    task_block(L, next);
+  }
+}
+
 /* core.lock.take(path, kind = "flock" | "dir", timeout_ms) -> lock | nil, err, code */
 static int l_lock_take(lua_State *L) {
   static const char *const kinds[] = { "flock", "dir", NULL };
@@ -23,18 +51,12 @@ static int l_lock_take(lua_State *L) {
   enum lock_kind kind = luaL_checkoption(L, 2, NULL, kinds) == 0 ? LOCK_FLOCK : LOCK_DIR;
   lua_Integer timeout = luaL_checkinteger(L, 3);
   luaL_argcheck(L, timeout >= 0, 3, "timeout_ms must be a non-negative integer");
+  lua_settop(L, 3);
   struct lock *l = lua_newuserdatauv(L, sizeof *l, 0);   /* before the lock, as liolib does */
-  memset(l, 0, sizeof *l);
+  lock_init(l, kind, "");
   luaL_setmetatable(L, MT_LOCK);
-  if (lock_take(l, kind, path, (long)timeout) == 0) return 1;
-  int e = errno;
-  if (e == ETIMEDOUT) {
-    lua_pushfstring(L, "%s is held by another process (waited %I ms)", path, timeout);
-    return api_fail_with(L, e, lua_tostring(L, -1));
-  }
-  if (e == ENOTDIR && kind == LOCK_DIR && not_a_dir(L, path)) return api_fail_with(L, e, lua_tostring(L, -1));
-  errno = e;
-  return api_fail(L, path);
+  if (lock_init(l, kind, path) != 0) return api_fail(L, path);
+  return take_k(L, 0, clock_now_ms() + timeout);
 }
 
 /* lock:release(), also on close and collection; a second release does nothing */

@@ -24,12 +24,6 @@ static int l_proc_clock_ms(lua_State *L) {
   return 1;
 }
 
-/* core.proc.sleep(ms) */
-static int l_proc_sleep(lua_State *L) {
-  sleep_ms((long)luaL_checkinteger(L, 1));
-  return 0;
-}
-
 /* core.proc.isatty(fd) -> boolean */
 static int l_proc_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
@@ -141,32 +135,50 @@ static int push_exit(lua_State *L, struct buf *output, int status) {
   return 1;
 }
 
+/* Collect the child's output and exit a piece at a time, every few milliseconds, until the
+   deadline. Slots: 1 options, 5 the output box, 6 the child. */
+static int collect_k(lua_State *L, int status, lua_KContext deadline) {
+  struct buf *output = lua_touserdata(L, 5);
+  struct proc_child *c = lua_touserdata(L, 6);
+  for (;;) {
+    int rc = proc_collect_some(c, output, &status), e = errno;
+    if (rc != 0) proc_child_close(c);
+    if (rc == 1) return push_exit(L, output, status);
+    if (rc < 0) return errno = e, api_fail(L, "the child process");
+    long long now = clock_now_ms();
+    if (now >= deadline) {
+      lua_getfield(L, 1, "timeout_ms");
+      lua_pushfstring(L, "the child process did not finish within %I ms", lua_tointeger(L, -1));
+      return api_fail_with(L, ETIMEDOUT, lua_tostring(L, -1));
+    }
+    long long next = now + 5 < deadline ? now + 5 : deadline;
+    if (task_of(L)) return task_yield(L, next, deadline, collect_k);
+    task_block(L, next);
+  }
+}
+
 /* core.proc.spawn_detached{argv=, timeout_ms=, stderr="inherit"|"null"}
      -> {output=, status=, signal=} | nil, err, code   (ETIMEDOUT: the child runs on) */
 static int l_proc_spawn_detached(lua_State *L) {
   static const char *const options[] = { "argv", "timeout_ms", "stderr", NULL };
   static const char *const stderr_modes[] = { "inherit", "null", NULL };
   api_check_options(L, 1, options);
-  lua_Integer timeout = api_opt_int(L, 1, "timeout_ms", -1, 0);
-  lua_getfield(L, 1, "stderr");
-  int null_stderr = luaL_checkoption(L, lua_gettop(L), "inherit", stderr_modes);
-  char **argv = argv_option(L, 1);
-  struct buf *output = api_box(L, 1 << 20);
-  struct proc_child *c = lua_newuserdatauv(L, sizeof *c, 0);   /* before the child */
+  lua_Integer timeout = api_opt_int(L, 1, "timeout_ms", -1, 0);   /* required */
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "stderr");                  /* slot 2 */
+  int null_stderr = luaL_checkoption(L, 2, "inherit", stderr_modes);
+  char **argv = argv_option(L, 1);               /* slots 3, 4 */
+  api_box(L, 1 << 20);                           /* slot 5 */
+  struct proc_child *c = lua_newuserdatauv(L, sizeof *c, 0);   /* slot 6, before the child */
   c->pid = 0, c->out = -1;
   luaL_setmetatable(L, MT_CHILD);
-  int status = 0;
   if (proc_spawn_detached(c, argv, null_stderr) != 0) return api_fail(L, argv[0]);
-  int rc = proc_collect(c, output, clock_now_ms() + timeout, &status), e = errno;
-  proc_child_close(c);
-  if (rc == 0) return push_exit(L, output, status);
-  if (e != ETIMEDOUT) return errno = e, api_fail(L, argv[0]);
-  return api_fail_with(L, e, lua_pushfstring(L, "the child process did not finish within %I ms", timeout));
+  return collect_k(L, 0, clock_now_ms() + timeout);
 }
 
 int luaopen_core_proc(lua_State *L) {
   static const luaL_Reg funcs[] = {
-    { "now", l_proc_now }, { "clock_ms", l_proc_clock_ms }, { "sleep", l_proc_sleep },
+    { "now", l_proc_now }, { "clock_ms", l_proc_clock_ms }, { "sleep", api_sleep },
     { "isatty", l_proc_isatty }, { "pid", l_proc_pid }, { "random_hex", l_proc_random_hex },
     { "uname", l_proc_uname }, { "exe", l_proc_exe }, { "setsid", l_proc_setsid },
     { "detach", l_proc_detach },

@@ -2,6 +2,7 @@
 import os
 import re
 import select
+import signal
 import subprocess
 import tempfile
 import time
@@ -26,6 +27,19 @@ def chat(env, model="echo", prompt="hi", *more):
     return run(["chat", "-p", prompt, "--provider", "openai", "--model", model, *more], env)
 
 
+def read_until(p, word, seconds=20):
+    """What p wrote to stdout until word appeared (or EOF, or the time ran out)."""
+    seen = b""
+    deadline = time.time() + seconds
+    while word not in seen and time.time() < deadline:
+        if select.select([p.stdout], [], [], 1)[0]:
+            chunk = os.read(p.stdout.fileno(), 100)
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
 @test
 def streams_answer_over_http():
     with Home() as home, Server("fake_openai.py") as srv:
@@ -47,15 +61,7 @@ def prints_tokens_before_the_answer_is_complete():
     with Home() as home, Server("fake_openai.py") as srv:
         p = subprocess.Popen([KIMICTL, "chat", "-p", "hi", "--provider", "openai", "--model", "gate"],
                              env=chat_env(home, srv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        seen = b""
-        deadline = time.time() + 20
-        while b"first" not in seen and time.time() < deadline:
-            ready, _, _ = select.select([p.stdout], [], [], 1)
-            if ready:
-                chunk = os.read(p.stdout.fileno(), 100)
-                if not chunk:
-                    break
-                seen += chunk
+        seen = read_until(p, b"first")
         check(b"first" in seen, "no token before the end, got %r" % seen)
         check(p.poll() is None, "kimictl had already exited: it did not stream")
         run_release = __import__("urllib.request").request.urlopen(srv.url() + "/_release")
@@ -349,3 +355,23 @@ def config_aliases_and_mistakes():
         write(cfg, 'return {\n  aliases = { quick = "openai/echo" }\n  provider = "openai"\n}\n')
         r = run(["chat", "-p", "hi", "-m", "quick"], env)
         check(r.returncode == 1 and "~/.config/kimictl/config.lua:3:" in r.stderr, r.stderr)
+
+
+@test
+def ctrl_c_cancels_the_request_and_exits_130():
+    # The fake holds the stream after "first": SIGINT must end kimictl at once (exit 130),
+    # and the fake sees its connection closed rather than kept open.
+    with Home() as home, Server("fake_openai.py") as srv:
+        p = subprocess.Popen([KIMICTL, "chat", "-p", "hi", "--provider", "openai", "--model", "gate"],
+                             env=chat_env(home, srv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen = read_until(p, b"first")
+        check(b"first" in seen, "no token before the interrupt, got %r" % seen)
+        p.send_signal(signal.SIGINT)
+        try:
+            code = p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise AssertionError("kimictl went on after SIGINT")
+        err = p.stderr.read().decode()
+        check(code == 130, "exit %d, stderr %r" % (code, err))
+        check("Traceback" not in err and "stack" not in err, err)
