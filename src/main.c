@@ -77,6 +77,11 @@ static void report(lua_State *L, lua_State *co) {
   fprintf(stderr, "kimictl: %s\n", lua_tostring(L, -1));
 }
 
+static int pmain_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L, (void)status, (void)ctx;
+  return 1;
+}
+
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = lua_touserdata(L, 2);
@@ -90,8 +95,8 @@ static int pmain(lua_State *L) {
     lua_pushstring(L, argv[i]);
     lua_rawseti(L, -2, i);
   }
-  lua_call(L, 1, 1);
-  return 1;
+  lua_callk(L, 1, 1, 0, pmain_k);   /* the command may yield: it runs in the main task */
+  return pmain_k(L, LUA_OK, 0);
 }
 
 /* A write that failed before the final flush left no errno behind: a pipe or socket whose

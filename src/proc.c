@@ -256,9 +256,9 @@ static void write_str(int fd, const char *s) {
 int proc_read_secret(const char *prompt, struct buf *out) {
   struct sigaction old[NFATAL];
   int tty = isatty(0);
-  if (tty) {
-    write_str(2, prompt);
+  if (tty) {   /* echo off first: it drops typeahead, never what answers the prompt */
     if (echo_off(old) != 0) return -1;
+    write_str(2, prompt);
   }
   int rc = read_line(out), e = errno;
   if (tty) echo_on(old), write_str(2, "\n");

@@ -11,6 +11,8 @@
 #define MT_HTTP_CALL "kimictl.HttpCall"
 #define MT_CHILD "kimictl.Child"
 #define MT_EVENT "kimictl.Event"
+#define MT_SERVER "kimictl.Server"
+#define MT_RESPONSE "kimictl.Response"
 #define MT_INTERRUPT "kimictl.Interrupt"
 
 int luaopen_core(lua_State *L);
@@ -22,6 +24,7 @@ int luaopen_core_proc(lua_State *L);
 int luaopen_core_lock(lua_State *L);
 int luaopen_core_hash(lua_State *L);
 int luaopen_core_loop(lua_State *L);
+int luaopen_core_server(lua_State *L);
 int luaopen_cjson(lua_State *L);   /* from lua-cjson */
 
 /* Raise an error naming an option that the function does not know. */
