@@ -60,22 +60,28 @@ function auth.source(p, profile)
   return src
 end
 
-local function run_key_cmd(cmd)
+-- A key_cmd's key, kept for the life of the process (forgotten after a 401).
+local key_cache = {}
+
+local function run_key_cmd(cmd, again)
+  if key_cache[cmd] and not again then return key_cache[cmd] end
   local f = io.popen(cmd, "r")
   local out = f and f:read("l")
   local ok = f and f:close()
   if not ok or not out or not out:match("%S") then
     return nil, ("the key_cmd (%s) failed or printed nothing"):format(program(cmd))
   end
-  return (out:gsub("^%s+", ""):gsub("%s+$", ""))
+  key_cache[cmd] = out:gsub("^%s+", ""):gsub("%s+$", "")
+  return key_cache[cmd]
 end
 
 -- auth.credentials(p, src[, opts]) -> { authorization?, token?, refreshable? } | nil, message, kind, hint
--- opts.rejected_access: see auth/tokens.lua.
+-- opts.rejected_access: see auth/tokens.lua (a key_cmd is run again). refreshable: a 401
+-- is worth one more try with what this returns then.
 function auth.credentials(p, src, opts)
   if src.kind == "none" then return {} end
   local key, err = src.key, nil
-  if src.kind == "key_cmd" then key, err = run_key_cmd(src.cmd) end
+  if src.kind == "key_cmd" then key, err = run_key_cmd(src.cmd, opts and opts.rejected_access) end
   if src.kind == "oauth" then
     local cred, msg, kind, hint = tokens.get(p, src.store, src.region,
       { rejected_access = opts and opts.rejected_access, profile = src.profile })
@@ -89,7 +95,7 @@ function auth.credentials(p, src, opts)
       ("'kimictl login --provider %s --api-key-stdin'."):format(p.name)
   end
   if not key then return nil, err, "auth" end
-  return { authorization = "Bearer " .. key, token = key }
+  return { authorization = "Bearer " .. key, token = key, refreshable = src.kind == "key_cmd" }
 end
 
 -- auth.save_key(p, profile, { api_key = | key_cmd =, region = }) -> note | nil, message

@@ -20,7 +20,8 @@ cli.opt = {
 }
 
 -- An option spec: { "-p", "--prompt", value = "PROMPT", help = "...", check = fn }; short
--- may be nil; check(value) -> value | nil, message refuses a bad value as a usage error.
+-- may be nil; check(value) -> value | nil, message refuses a bad value as a usage error;
+-- many = true collects every value given into a list.
 local function find_option(spec, flag)
   for _, o in ipairs(spec.options or {}) do
     if o[1] == flag or o[2] == flag then return o end
@@ -58,7 +59,12 @@ function cli.parse(spec, argv, first)
           local ok, why = o.check(v)
           if not ok then return nil, ("%s: %s"):format(flag, why) end
         end
-        opts[key_of(o)] = v
+        if o.many then   -- given again: one more value in the list
+          opts[key_of(o)] = opts[key_of(o)] or {}
+          table.insert(opts[key_of(o)], v)
+        else
+          opts[key_of(o)] = v
+        end
       elseif inline then
         return nil, ("option '%s' takes no value"):format(flag)
       else

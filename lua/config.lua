@@ -12,13 +12,14 @@ local config = {}
 local SCHEMA = {
   provider = "name", model = "string", aliases = "aliases",
   serve = { listen = "string", api_key = "string", api_key_file = "string", allow_origins = "strings",
-            log_format = "log_format", max_body = "bytes" },
+            log_format = "log_format", max_body = "bytes", drain_ms = "ms" },
 }
 
 local CHECK = {
   name = { function(v) return paths.check_name("provider", v) ~= nil end, "a provider name", shows = true },
   string = { function(v) return type(v) == "string" end, "a string", shows = true },
   bytes = { function(v) return math.tointeger(v) ~= nil and v > 0 end, "a whole number of bytes > 0" },
+  ms = { function(v) return math.tointeger(v) ~= nil and v >= 0 end, "a whole number of milliseconds >= 0" },
   log_format = { function(v) return v == "text" or v == "json" end, '"text" or "json"', shows = true },
   strings = { function(v)
     if type(v) ~= "table" then return false end

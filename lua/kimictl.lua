@@ -6,6 +6,7 @@ local errors = require "errors"
 -- Each command lives in lua/commands/<name>.lua and returns a spec with a run function.
 local commands = {
   { "chat", "Send a prompt and stream the answer" },
+  { "serve", "Run a local OpenAI-compatible gateway with fresh credentials" },
   { "login", "Sign in to Kimi Code, or save an API key" },
   { "logout", "Forget a login" },
   { "auth", "Show logins (auth status) or print a fresh token (auth token)" },

@@ -13,7 +13,8 @@ local SCHEMA = {
   name = "string", description = "string", api = "string", auth = "string",
   base_url = "string", default_model = "string",
   base_url_env = "names", api_key_env = "names", model_env = "names",
-  headers = "headers", hints = "table", explain = "function", regions = "regions",
+  headers = "headers", hints = "table", explain = "function", chat_request = "function",
+  regions = "regions",
   timeouts = { connect_ms = MS, idle_ms = MS, total_ms = MS },
   oauth = {
     host = "string", host_env = "names", client_id = "string", device_path = "string",

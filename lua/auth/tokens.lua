@@ -146,6 +146,30 @@ local function refresh_detached(p, st, region, opts, profile)
   return cred
 end
 
+-- One refresh per login in this process: the first task to need one runs it, the others
+-- wait for its result (the file lock then serialises processes; flock would see two
+-- descriptors of this process as rivals). Keyed by the store's path.
+local flights = {}
+
+local function refresh_once(p, st, region, opts, profile)
+  local flight = flights[st.path]
+  if flight then
+    if not flight.done:wait(refresh_budget_ms(p)) then
+      return nil, ("the refresh of the %s login did not finish"):format(p.name), "refresh"
+    end
+    return table.unpack(flight.result, 1, 4)
+  end
+  flight = { done = core.loop.event(), result = { nil, "the refresh was interrupted", "refresh" } }
+  flights[st.path] = flight
+  -- however this ends (an error, or the task cancelled), the waiters go on
+  local _ <close> = setmetatable({}, { __close = function()
+    if flights[st.path] == flight then flights[st.path] = nil end
+    flight.done:set()
+  end })
+  flight.result = table.pack(refresh_detached(p, st, region, opts, profile))
+  return table.unpack(flight.result, 1, 4)
+end
+
 -- tokens.get(p, st, region[, opts]) -> cred | nil, message, kind, hint
 -- opts.rejected_access: an access token the API just refused with 401; refresh unless the
 -- file already holds another, good one. opts.force: refresh in any case. opts.profile: the
@@ -161,7 +185,7 @@ function tokens.get(p, st, region, opts)
   end
   if cred.access_token == "" then return revoked(st) end
   if not opts.force and not opts.rejected_access and not tokens.needs_refresh(cred) then return cred end
-  return refresh_detached(p, st, region, {
+  return refresh_once(p, st, region, {
     force = opts.force, rejected_fp = opts.rejected_access and core.hash.sha256(opts.rejected_access),
   }, opts.profile or "default")
 end

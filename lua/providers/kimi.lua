@@ -89,6 +89,14 @@ return {
     [404] = "Not found: check the model name ('kimictl doctor' lists the models) and KIMI_CODE_BASE_URL.",
     [429] = "Kimi is rate-limiting this account: wait a little and try again.",
   },
+  -- Each chat request on its way (kimictl chat and serve): Kimi caches prompts by
+  -- prompt_cache_key, so one conversation (the same first two messages) keeps one key.
+  chat_request = function(p, body)
+    if body.prompt_cache_key == nil and type(body.messages) == "table" then
+      local start = { body.model, body.messages[1], body.messages[2] }
+      body.prompt_cache_key = core.hash.sha256(core.json.encode(start)):sub(1, 32)
+    end
+  end,
   -- A refusal explained -> message (nil: the generic one), hint, cause. Kimi's bodies tell an
   -- identity refusal from an exhausted weekly quota (both 403) and a wrong region (429).
   explain = function(p, res, doc)

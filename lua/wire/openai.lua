@@ -19,6 +19,13 @@ function openai.chat_body(params)
   return body
 end
 
+-- openai.prepare(p, body) -> body: the provider's own mapping of a chat request
+-- (p.chat_request), for every request that goes out, from chat or from serve.
+function openai.prepare(p, body)
+  if p.chat_request then p.chat_request(p, body) end
+  return body
+end
+
 -- Fold one chunk of the stream into the result and tell the handlers; false when a
 -- handler returned false (stop the stream).
 local function take_chunk(chunk, result, on)
@@ -48,7 +55,7 @@ function openai.stream(p, params, on, ctx)
   local broken
   local res, err, kind, hint = client.request(p, {
     path = "/chat/completions",
-    body = openai.chat_body(params),
+    body = openai.prepare(p, openai.chat_body(params)),
     headers = { Accept = "text/event-stream" },
     on_event = function(ev)
       if ev.data == "[DONE]" then

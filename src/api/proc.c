@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,6 +90,23 @@ static int l_proc_setsid(lua_State *L) {
 static int l_proc_detach(lua_State *L) {
   if (proc_detach() != 0) return api_fail(L, "detach");
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.proc.raise_nofile() -> the limit on open descriptors, raised to the hard limit
+   (a gateway holds two sockets per stream) */
+static int l_proc_raise_nofile(lua_State *L) {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return api_fail(L, "getrlimit");
+  if (r.rlim_cur < r.rlim_max) {
+    rlim_t want = r.rlim_max;
+#ifdef __APPLE__
+    if (want > OPEN_MAX) want = OPEN_MAX;   /* macOS refuses more than OPEN_MAX here */
+#endif
+    struct rlimit raised = { want, r.rlim_max };
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) r.rlim_cur = want;
+  }
+  lua_pushinteger(L, r.rlim_cur == RLIM_INFINITY ? LUA_MAXINTEGER : (lua_Integer)r.rlim_cur);
   return 1;
 }
 
@@ -181,7 +200,7 @@ int luaopen_core_proc(lua_State *L) {
     { "now", l_proc_now }, { "clock_ms", l_proc_clock_ms }, { "sleep", api_sleep },
     { "isatty", l_proc_isatty }, { "pid", l_proc_pid }, { "random_hex", l_proc_random_hex },
     { "uname", l_proc_uname }, { "exe", l_proc_exe }, { "setsid", l_proc_setsid },
-    { "detach", l_proc_detach },
+    { "detach", l_proc_detach }, { "raise_nofile", l_proc_raise_nofile },
     { "read_secret", l_proc_read_secret }, { "spawn_detached", l_proc_spawn_detached },
     { NULL, NULL }
   };

@@ -1,0 +1,269 @@
+-- The gateway's requests: who may ask (Host, Origin, key), the OpenAI routes, and one log
+-- line each. Each request runs in its own task; upstream calls go through client.request.
+local auth = require "auth"
+local client = require "client"
+local config = require "config"
+local core = require "core"
+local openai = require "wire.openai"
+local provider = require "provider"
+
+local gateway = {}
+
+local JSON = { ["Content-Type"] = "application/json" }
+local SSE = { ["Content-Type"] = "text/event-stream", ["Cache-Control"] = "no-cache" }
+local LOOPBACK_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
+local BUILTIN = { "kimi", "moonshot", "openai" }
+
+local function with(base, extra)
+  local h = {}
+  for k, v in pairs(base) do h[k] = v end
+  for k, v in pairs(extra or {}) do h[k] = v end
+  return h
+end
+
+-- An answer in OpenAI's error shape.
+local function fail(ctx, status, message, kind, code)
+  ctx.status = status
+  local doc = { error = { message = message, type = kind or "invalid_request_error", code = code } }
+  local body = core.json.encode(doc)
+  ctx.bytes = #body
+  ctx.res:respond(status, with(JSON, ctx.cors), body)
+end
+
+local function known(name)
+  local ok, p = pcall(provider.load, name)
+  return ok and p ~= nil
+end
+
+-- The first error of an upstream answer (kept status, explained message, the cause as code).
+local function upstream_error(ctx, p, res)
+  local msg, hint, cause = provider.explain(p, res)
+  local doc = core.json.decode(res.body or "")
+  local kind = type(doc) == "table" and type(doc.error) == "table" and doc.error.type
+  fail(ctx, res.status, msg .. (hint and (" " .. hint) or ""), type(kind) == "string" and kind or "upstream_error", cause)
+end
+
+-- A failure to reach the upstream at all: 504 for a timeout, 503 for a login that cannot
+-- be used, 502 otherwise.
+local function transport_error(ctx, err, kind, hint)
+  local status = kind == "timeout" and 504 or (kind == "auth" or kind == "refresh") and 503 or 502
+  fail(ctx, status, err .. (hint and (" " .. hint) or ""), "upstream_error", kind)
+end
+
+local function sse_frame(ev)
+  if ev.event ~= "" and ev.event ~= "message" then
+    return ("event: %s\ndata: %s\n\n"):format(ev.event, ev.data:gsub("\n", "\ndata: "))
+  end
+  return "data: " .. ev.data:gsub("\n", "\ndata: ") .. "\n\n"
+end
+
+local function upstream_id(res)
+  local h = res and res.headers or {}
+  return h["x-request-id"] or h["msh-request-id"] or h["request-id"]
+end
+
+-- POST /v1/chat/completions: the body through the provider's mapping to its upstream, and
+-- the answer back, streamed as it arrives when the client asked for a stream.
+local function chat_completions(ctx, req)
+  local body = core.json.decode(req.body)
+  if type(body) ~= "table" or getmetatable(body) == core.json.array_mt then
+    return fail(ctx, 400, "the request body must be a JSON object")
+  end
+  if type(body.model) ~= "string" or body.model == "" then return fail(ctx, 400, "model is required") end
+  local name, model = config.resolve_model(body.model, known)
+  local ok, p = pcall(provider.load, name)
+  if not ok or not p then return fail(ctx, 404, ("no provider '%s' for model '%s'"):format(name, body.model), nil, "model_not_found") end
+  body.model = model or provider.default_model(p)
+  ctx.provider, ctx.model = p.name, body.model
+  openai.prepare(p, body)
+  local started, res = false, ctx.res
+  local stream = body.stream == true
+  local up, err, kind, hint = client.request(p, {
+    path = "/chat/completions", body = body,
+    headers = stream and { Accept = "text/event-stream" } or nil,
+    on_event = stream and function(ev)
+      if not started then
+        started, ctx.status, ctx.ttfb = true, 200, core.proc.now() - ctx.t0
+        if not res:start(200, with(SSE, ctx.cors)) then return false end
+      end
+      local frame = sse_frame(ev)
+      ctx.bytes = ctx.bytes + #frame
+      if not res:write(frame) then return false end   -- the client has gone: stop upstream
+    end or nil,
+  }, { profile = ctx.profile })
+  ctx.upstream_id = upstream_id(up)
+  if started then   -- the stream is the client's: a failure is told inside it
+    if not up and not res:closed() then
+      local frame = sse_frame({ event = "", data = core.json.encode({ error = {
+        message = err .. (hint and (" " .. hint) or ""), type = "upstream_error", code = kind } }) }) ..
+        "data: [DONE]\n\n"
+      ctx.bytes = ctx.bytes + #frame
+      res:write(frame)
+      ctx.note = kind
+    end
+    return res:finish()
+  end
+  if not up then return transport_error(ctx, err, kind, hint) end
+  if up.status < 200 or up.status > 299 then return upstream_error(ctx, p, up) end
+  ctx.status, ctx.bytes, ctx.ttfb = up.status, #up.body, core.proc.now() - ctx.t0
+  res:respond(up.status, with({ ["Content-Type"] = up.headers["content-type"] or "application/json" }, ctx.cors), up.body)
+end
+
+-- The providers someone configured: the default one, those of aliases, and those with a
+-- key or a login.
+local function configured()
+  local names, seen = {}, {}
+  local function add(n)
+    if n and not seen[n] and known(n) then seen[n] = true; names[#names + 1] = n end
+  end
+  add(config.default_provider())
+  for _, target in pairs(config.load().aliases or {}) do add(target:match("^([%w_-]+)/")) end
+  for _, n in ipairs(BUILTIN) do
+    local p = provider.load(n)
+    local src = auth.source(p)
+    if src and src.kind ~= "missing" and (src.kind ~= "oauth" or core.fs.stat(src.store.path)) then add(n) end
+  end
+  return names
+end
+
+-- A provider's /models, kept briefly: { ids } or nil, message.
+local model_cache = {}
+local function models_of(p, ctx)
+  local hit = model_cache[p.name]
+  if hit and hit.until_ > core.proc.clock_ms() then return hit.ids, hit.err end
+  local res, err, kind, hint = client.request(p, { path = "/models", timeout_ms = 15000 }, { profile = ctx.profile })
+  local ids, why = nil, nil
+  if not res then
+    why = err .. (hint and (" " .. hint) or "")
+  elseif res.status ~= 200 then
+    local msg, h = provider.explain(p, res)
+    why = msg .. (h and (" " .. h) or "")
+  else
+    local doc = core.json.decode(res.body)
+    ids = {}
+    for _, m in ipairs(type(doc) == "table" and type(doc.data) == "table" and doc.data or {}) do
+      if type(m) == "table" and type(m.id) == "string" then ids[#ids + 1] = m.id end
+    end
+  end
+  model_cache[p.name] = { ids = ids, err = why, until_ = core.proc.clock_ms() + (ids and 60000 or 5000) }
+  return ids, why
+end
+
+-- GET /v1/models: provider/model ids of every configured provider, and the default's bare ids.
+local function list_models(ctx)
+  local data, default = {}, config.default_provider()
+  for _, name in ipairs(configured()) do
+    local p = provider.load(name)
+    local ids, why = models_of(p, ctx)
+    if not ids then core.log.warn(("models of %s: %s"):format(name, why)) end
+    for _, id in ipairs(ids or {}) do
+      data[#data + 1] = { id = name .. "/" .. id, object = "model", owned_by = name }
+    end
+    if name == default then
+      for _, id in ipairs(ids or {}) do data[#data + 1] = { id = id, object = "model", owned_by = name } end
+    end
+  end
+  local body = core.json.encode({ object = "list", data = setmetatable(data, core.json.array_mt) })
+  ctx.status, ctx.bytes = 200, #body
+  ctx.res:respond(200, with(JSON, ctx.cors), body)
+end
+
+-- GET /healthz: is the default provider's login usable? Its /models answers that.
+local function health(ctx)
+  local name = config.default_provider()
+  local ok, p = pcall(provider.load, name)
+  local ids, why
+  if not ok or not p then why = ("the default provider '%s' does not exist"):format(name)
+  else ids, why = models_of(p, ctx) end
+  local doc = ids and { status = "ok", provider = name } or { status = "unavailable", provider = name, cause = why }
+  local status = ids and 200 or 503
+  local body = core.json.encode(doc)
+  ctx.status, ctx.bytes = status, #body
+  ctx.res:respond(status, with(JSON, ctx.cors), body)
+end
+
+local ROUTES = {
+  ["/v1/chat/completions"] = { POST = chat_completions },
+  ["/v1/models"] = { GET = list_models },
+  ["/healthz"] = { GET = health },
+}
+
+-- The key from Authorization: Bearer or x-api-key.
+local function presented_key(h)
+  local bearer = (h.authorization or ""):match("^[Bb]earer%s+(%S+)")
+  return bearer or h["x-api-key"]
+end
+
+-- Who may ask: nil to go on, or the refusal already sent.
+local function admit(ctx, s, req)
+  local h = req.headers
+  local host = (h.host or ""):lower():gsub(":%d+$", "")
+  if not s.key_hash and not LOOPBACK_HOSTS[host] and not s.allow_hosts[host] then
+    return fail(ctx, 403, ("Host '%s' is not a loopback name: refused (DNS rebinding guard)"):format(host), "forbidden") or true
+  end
+  if h.origin then
+    if not s.allow_origins[h.origin] then
+      return fail(ctx, 403, ("requests from the web page %s are not allowed (kimictl serve --allow-origin)"):format(h.origin),
+        "forbidden") or true
+    end
+    ctx.cors = { ["Access-Control-Allow-Origin"] = h.origin, Vary = "Origin" }
+  end
+  if req.method == "OPTIONS" and h.origin then
+    ctx.status, ctx.bytes = 204, 0
+    ctx.res:respond(204, with(ctx.cors, {
+      ["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS",
+      ["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Api-Key, Anthropic-Version",
+      ["Access-Control-Max-Age"] = "600",
+    }))
+    return true
+  end
+  if s.key_hash then
+    local given = presented_key(h)
+    if not given or core.hash.sha256(given) ~= s.key_hash then   -- digests: no early exit to time
+      return fail(ctx, 401, "a valid API key is required (Authorization: Bearer KEY or x-api-key)",
+        "authentication_error") or true
+    end
+  end
+end
+
+local function log_line(s, ctx)
+  local ms = function(x) return x and ("%.1f"):format(x * 1000) or "-" end
+  local fields = {
+    time = os.date("!%Y-%m-%dT%H:%M:%SZ"), method = ctx.method, path = ctx.path,
+    provider = ctx.provider or "-", model = ctx.model or "-", status = ctx.status or 0,
+    bytes = ctx.bytes, duration_ms = tonumber(ms(core.proc.now() - ctx.t0)),
+    ttfb_ms = ctx.ttfb and tonumber(ms(ctx.ttfb)) or nil, upstream_id = ctx.upstream_id,
+    error = ctx.note,
+  }
+  local line
+  if s.log_format == "json" then
+    line = core.json.encode(fields)
+  else
+    line = ("%s %s %s %s %s %d %dB %sms ttfb=%s id=%s%s"):format(fields.time, fields.method, fields.path,
+      fields.provider, fields.model, fields.status, fields.bytes, ms(core.proc.now() - ctx.t0),
+      ctx.ttfb and (ms(ctx.ttfb) .. "ms") or "-", fields.upstream_id or "-", ctx.note and (" error=" .. ctx.note) or "")
+  end
+  io.stderr:write(line, "\n")
+end
+
+-- gateway.handler(settings) -> function(req, res) for core.server.listen.
+-- settings: { key_hash, allow_origins = set, allow_hosts = set, log_format, profile }
+function gateway.handler(s)
+  return function(req, res)
+    local ctx = { res = res, t0 = core.proc.now(), method = req.method, path = req.path, bytes = 0, profile = s.profile }
+    -- logged however the request ends (an error is answered 500 by the server)
+    local _ <close> = setmetatable({}, { __close = function(_, e)
+      if e then ctx.status, ctx.note = 500, "internal"
+      elseif not ctx.status then ctx.status, ctx.note = 499, "client_gone" end
+      log_line(s, ctx)
+    end })
+    if admit(ctx, s, req) then return end
+    local route = ROUTES[req.path]
+    if not route then return fail(ctx, 404, ("no route %s %s"):format(req.method, req.path), nil, "not_found") end
+    local fn = route[req.method]
+    if not fn then return fail(ctx, 405, ("%s is not allowed on %s"):format(req.method, req.path)) end
+    return fn(ctx, req)
+  end
+end
+
+return gateway
