@@ -44,7 +44,7 @@ INCLUDES := -Isrc -I$(B)/gen -I$(SRCDIR)/lua/src -I$(SRCDIR)/cjson \
             -I$(SRCDIR)/libuv/include -I$(SRCDIR)/httpparser
 DEFS     := -DKIMICTL_VERSION='"$(VERSION)"' -DCURL_STATICLIB
 
-.PHONY: all test bench clean distclean
+.PHONY: all test bench e2e-openclaw clean distclean
 all: kimictl
 
 kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
@@ -179,6 +179,11 @@ $(B)/tests/test_uv $(B)/tests/upstream:
 
 test: kimictl $(TEST_BINS)
 	CA_BUNDLE=$(CA_BUNDLE) tests/run.sh
+
+# One real OpenClaw turn through `kimictl serve` (not part of `make test`): the first run
+# installs Node 24 and OpenClaw into build/openclaw. DIRECT=1 points OpenClaw at the fake.
+e2e-openclaw: kimictl
+	tests/openclaw/run.sh
 
 bench: kimictl $(B)/tests/upstream
 	python3 tests/bench.py

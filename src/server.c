@@ -450,7 +450,8 @@ int server_listen(struct server **out, const struct server_config *cfg, char *er
   s->tcp.data = s;
   if ((rc = uv_tcp_bind(&s->tcp, (struct sockaddr *)&sa, 0)) != 0 ||
       (rc = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection)) != 0) {
-    snprintf(err, n, "cannot listen on %s port %d: %s", cfg->host, cfg->port, uv_strerror(rc));
+    int v6 = strchr(cfg->host, ':') != NULL;
+    snprintf(err, n, "cannot listen on %s%s%s:%d: %s", v6 ? "[" : "", cfg->host, v6 ? "]" : "", cfg->port, uv_strerror(rc));
     s->stopped = s->unwanted = 1;
     uv_close((uv_handle_t *)&s->tcp, listener_closed);
     return -1;

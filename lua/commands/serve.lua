@@ -94,7 +94,8 @@ function spec.run(opts)
   local shown = host:find(":") and ("[" .. host .. "]") or host
   local url = ("http://%s:%d/v1"):format(shown, srv:port())
   io.stdout:write(("kimictl serve: listening on %s (default provider %s)\n\n"):format(url, config.default_provider()),
-    "OpenClaw provider (openclaw.json):\n", openclaw_entry(url, key ~= nil), "\n")
+    openclaw_entry(url, key ~= nil), "\n",
+    "(the line above is an OpenClaw provider for openclaw.json; any OpenAI client takes the URL)\n")
   io.stdout:flush()
   local signal = core.loop.wait_signal()
   core.log.info(("%s: finishing %d answer(s) in flight"):format(signal, srv:active()))

@@ -12,9 +12,24 @@ Options:
   --refresh-fail N       the first N refresh calls answer 503
   --allowed-agents A,B   only these User-Agent prefixes may use the coding API (else 403)
   --api-error KIND       every coding API call fails: 401, 402, 403-weekly, 429-balance, 429, 500
+  --token-interval-ms N  time between the tokens of "slow N" (default 50)
 Test endpoints: POST /_seed -> a valid token pair; POST /_revoke {"refresh_token"};
-POST /_expire -> every access token issued so far expires now; GET /_stats -> counters."""
+POST /_expire -> every access token issued so far expires now; GET /_stats -> counters.
+
+The chat endpoint answers according to the last user message (a string or {type:"text"} parts):
+  slow N   N tokens "t0 " .. "tN-1 ", one per token interval, then stop and [DONE]
+  cut      two tokens, then the connection is reset: no [DONE], no final chunk
+  tool     a call of the request's first tool (else get_weather) with {"city": "Paris"}, the
+           arguments streamed in two fragments; finish_reason "tool_calls"
+  other    "Hello", " from", " Kimi", stop, [DONE]; not streamed: "OK" (finish_reason "length")
+A role "tool" message anywhere in the request wins: the answer is "tool said: <its content>".
+stream_options.include_usage puts usage in the final chunk. Every answer has x-request-id: fake-N.
+/_stats also counts: chat_calls (requests to the chat endpoint, refused ones included),
+streams_started, streams_finished ([DONE] sent), streams_broken (a write failed: the client went
+away), streams_cut, streams_active, max_concurrent_streams, and client_keys_forwarded (coding
+API requests carrying x-api-key, or a bearer token the fake never issued)."""
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -22,7 +37,10 @@ import urllib.parse
 from fakeserver import Handler, serve
 
 STATE = {"lock": threading.Lock(), "n": 0, "access": {}, "refresh": set(), "device": {},
-         "stats": {"refresh_calls": 0, "refresh_ok": 0, "device_auth": 0, "device_polls": 0}}
+         "ids": 0, "stats": {"refresh_calls": 0, "refresh_ok": 0, "device_auth": 0, "device_polls": 0,
+                             "chat_calls": 0, "streams_started": 0, "streams_finished": 0, "streams_broken": 0,
+                             "streams_cut": 0, "streams_active": 0, "max_concurrent_streams": 0,
+                             "client_keys_forwarded": 0}}
 OPTS = {}
 
 
@@ -37,7 +55,26 @@ def issue():
             "scope": "kimi-code", "token_type": "Bearer"}
 
 
+def text_of(content):
+    """A message's text: a string, or the text parts of an array as OpenClaw sends it."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return content if isinstance(content, str) else ""
+
+
 class Kimi(Handler):
+    request_id = "fake-0"
+
+    def parse_request(self):
+        with STATE["lock"]:
+            STATE["ids"] += 1
+            self.request_id = "fake-%d" % STATE["ids"]
+        return super().parse_request()
+
+    def end_headers(self):
+        self.send_header("x-request-id", self.request_id)
+        super().end_headers()
+
     def form(self, body):
         return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
 
@@ -141,6 +178,13 @@ class Kimi(Handler):
         r = self.route
         if not r.startswith("/coding/v1/"):
             return self.send_json(404, {"error": {"message": "not found: " + r}})
+        auth = self.headers.get("Authorization")
+        with STATE["lock"]:
+            if r == "/coding/v1/chat/completions":
+                STATE["stats"]["chat_calls"] += 1
+            if self.headers.get("x-api-key") is not None or (
+                    auth is not None and (auth[7:] if auth.startswith("Bearer ") else "") not in STATE["access"]):
+                STATE["stats"]["client_keys_forwarded"] += 1
         refused = self.refuse()
         if refused:
             return self.send_json(*refused)
@@ -154,17 +198,112 @@ class Kimi(Handler):
                 "limits": [{"detail": {"limit": 100, "remaining": 40, "reset_in": 3600},
                             "window": {"duration": 300, "timeUnit": "MINUTE"}}]})
         if r == "/coding/v1/chat/completions":
-            req = json.loads(body or b"{}")
-            if not req.get("stream"):
-                return self.send_json(200, {"id": "c", "choices": [{"index": 0, "finish_reason": "length",
-                                            "message": {"role": "assistant", "content": "OK"}}]})
-            self.start_stream()
-            for w in ["Hello", " from", " Kimi"]:
-                self.event({"choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
-            self.event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            self.event("[DONE]")
-            return self.end_stream()
+            return self.chat(body)
         self.send_json(404, {"error": {"message": "not found: " + r}})
+
+    def chat(self, body):
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return self.send_json(400, {"error": {"type": "invalid_request_error", "message": "body is not JSON"}})
+        messages = req.get("messages") or []
+        users = [m for m in messages if m.get("role") == "user"]
+        tools = [m for m in messages if m.get("role") == "tool"]
+        prompt = text_of(users[-1].get("content")).strip() if users else ""
+        stream = bool(req.get("stream"))
+        self.model = req.get("model", "")
+        slow = re.fullmatch(r"slow (\d+)", prompt)
+        interval, finish = 0, "stop"
+        if tools:
+            words = ["tool said: ", text_of(tools[-1].get("content"))]
+        elif prompt == "tool":
+            return self.tool_call(req, stream)
+        elif slow:
+            words = ["t%d " % i for i in range(int(slow.group(1)))]
+            interval = OPTS["token_interval"]
+        elif prompt == "cut":
+            return self.cut_answer(stream)
+        elif stream:
+            words = ["Hello", " from", " Kimi"]
+        else:
+            words, finish = ["OK"], "length"
+        if not stream:
+            time.sleep(interval * len(words))
+            return self.send_json(200, self.completion({"role": "assistant", "content": "".join(words)},
+                                                       finish, len(words)))
+        usage = (req.get("stream_options") or {}).get("include_usage")
+        self.stream_answer([{"content": w} for w in words], finish, usage, interval)
+
+    def completion(self, message, finish, tokens):
+        return {"id": "chatcmpl-" + self.request_id, "object": "chat.completion", "created": int(time.time()),
+                "model": self.model, "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": tokens, "total_tokens": 10 + tokens}}
+
+    def chunk_doc(self, delta, finish=None, usage=None):
+        doc = {"id": "chatcmpl-" + self.request_id, "object": "chat.completion.chunk", "created": int(time.time()),
+               "model": self.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        if usage:
+            doc["usage"] = usage
+        return doc
+
+    def stream_answer(self, deltas, finish, usage, interval=0, cut=False):
+        """Stream the deltas (a token interval before each when slow), then the final chunk and
+        [DONE], or a reset when cut. A failed write means the client went away: stop there."""
+        self.start_stream()
+        with STATE["lock"]:
+            st = STATE["stats"]
+            st["streams_started"] += 1
+            st["streams_active"] += 1
+            st["max_concurrent_streams"] = max(st["max_concurrent_streams"], st["streams_active"])
+        outcome = "streams_broken"
+        try:
+            for d in deltas:
+                if interval:
+                    time.sleep(interval)
+                self.event(self.chunk_doc(d))
+            if cut:
+                outcome = "streams_cut"
+                return self.cut()
+            n = len(deltas)
+            self.event(self.chunk_doc({}, finish, usage and {"prompt_tokens": 10, "completion_tokens": n,
+                                                             "total_tokens": 10 + n}))
+            self.event("[DONE]")
+            self.end_stream()
+            outcome = "streams_finished"
+        except ConnectionError:   # BrokenPipeError, ConnectionResetError: the client is gone
+            self.close_connection = True
+        finally:
+            with STATE["lock"]:
+                STATE["stats"]["streams_active"] -= 1
+                STATE["stats"][outcome] += 1
+
+    def tool_call(self, req, stream):
+        fns = [t.get("function", {}).get("name") for t in req.get("tools") or [] if t.get("type") == "function"]
+        name = fns[0] if fns and fns[0] else "get_weather"
+        call_id = "call_" + self.request_id.replace("-", "_")
+        args = ['{"city": ', '"Paris"}']
+        if not stream:
+            return self.send_json(200, self.completion(
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": "".join(args)}}]},
+                "tool_calls", 8))
+        first = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        deltas = [{"role": "assistant", "tool_calls": [first]}]
+        deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": a}}]} for a in args]
+        usage = (req.get("stream_options") or {}).get("include_usage")
+        self.stream_answer(deltas, "tool_calls", usage)
+
+    def cut_answer(self, stream):
+        """Two tokens, then a reset. Not streamed: half of a JSON body, then a reset."""
+        if stream:
+            return self.stream_answer([{"content": "Hello"}, {"content": " from"}], None, None, cut=True)
+        data = json.dumps(self.completion({"role": "assistant", "content": "Hello from Kimi"}, "stop", 3)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:len(data) // 2])
+        self.cut()
 
 
 def setup(httpd, extra):
@@ -178,10 +317,11 @@ def setup(httpd, extra):
     ap.add_argument("--refresh-fail", type=int, default=0)
     ap.add_argument("--allowed-agents", default="")
     ap.add_argument("--api-error", default="")
+    ap.add_argument("--token-interval-ms", type=float, default=50)
     a = ap.parse_args(extra)
     OPTS.update(interval=a.interval, ttl=a.ttl, expires_in=a.expires_in if a.expires_in is not None else a.ttl,
                 refresh_delay=a.refresh_delay, refresh_fail=a.refresh_fail, allowed_agents=[x for x in a.allowed_agents.split(",") if x],
-                api_error=a.api_error,
+                api_error=a.api_error, token_interval=a.token_interval_ms / 1000,
                 device_script=[[w for w in s.split(",") if w] for s in a.device_script.split(";")] if a.device_script else [])
 
 

@@ -95,6 +95,13 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+class Server(ThreadingHTTPServer):
+    """A thread per connection (daemon threads: a stuck stream never blocks exit), and a
+    listen backlog deep enough for a hundred clients that connect at the same moment."""
+    daemon_threads = True
+    request_queue_size = 512
+
+
 def serve(handler_class, argv=None, setup=None):
     """Parse --tls CERT KEY and --log FILE, bind 127.0.0.1 on a free port, print it, serve."""
     import argparse
@@ -103,8 +110,7 @@ def serve(handler_class, argv=None, setup=None):
     ap.add_argument("--log")
     ap.add_argument("--port", type=int, default=0)
     args, extra = ap.parse_known_args(argv)
-    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), handler_class)
-    httpd.daemon_threads = True
+    httpd = Server(("127.0.0.1", args.port), handler_class)
     httpd.request_log = args.log
     httpd.lock = threading.Lock()
     if setup:

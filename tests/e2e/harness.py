@@ -114,6 +114,16 @@ def certs(tmp):
     return out
 
 
+def wait_for(cond, seconds=30, what="a condition"):
+    """Poll cond every 50 ms until it holds; fail after seconds (a wide margin, not a timing)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("gave up waiting for " + what)
+
+
 def check(cond, message):
     if not cond:
         raise AssertionError(message)

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import closed_port, KIMICTL, Home, Server, certs, check, run, test
+from harness import closed_port, KIMICTL, Home, Server, certs, check, run, test, wait_for
 from test_auth import call, creds_path, kimi_env, read_like_kimi_cli, write_kimi_cli_file
 
 
@@ -24,13 +24,6 @@ def user_lua(env, text):
     write(os.path.join(env["KIMICTL_LUA_DIR"], "user.lua"), text)
 
 
-def wait_for(cond, seconds=30, what="a condition"):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("gave up waiting for " + what)
 
 
 # --- A. names that become paths -------------------------------------------------------
