@@ -555,3 +555,26 @@ def models_healthz_and_the_banner():
         doc = json.loads(body)
         check(status == 503 and doc["status"] == "unavailable", (status, doc))
         check(isinstance(doc.get("cause"), str) and doc["cause"], doc)
+
+
+@test
+def an_error_in_a_request_answers_500_and_the_next_one_succeeds():
+    # A user.lua mapping that raises on one prompt: that request gets a 500 in OpenAI's shape,
+    # the log names the error with its place, and the gateway answers the next request.
+    boom = """return { providers = { kimi = { chat_request = function(p, body)
+  if body.messages[1].content == "boom" then error("the mapping broke") end
+end } } }
+"""
+    with Home() as home, Server("fake_kimi.py") as srv:
+        write_kimi_cli_file(home, call(srv, "/_seed"), time.time() + 900)
+        env = kimi_env(home, srv)
+        with open(os.path.join(env["KIMICTL_LUA_DIR"], "user.lua"), "w") as f:
+            f.write(boom)
+        with Gateway(env) as gw:
+            status, _, body = request(gw, "POST", CHAT, chat_body("boom", stream=False))
+            check(status == 500 and json.loads(body)["error"]["type"] == "server_error", (status, body))
+            status, _, body = request(gw, "POST", CHAT, chat_body("hi", stream=False))
+            check(status == 200 and json.loads(body)["choices"][0]["message"]["content"] == "OK", (status, body))
+            wait_for(lambda: "the mapping broke" in gw.stderr(), 5, "the error in the log")
+            err = gw.stderr()
+            check("user.lua" in err and "stack traceback" in err, err)
