@@ -112,6 +112,12 @@ function provider.load(name)
   return p
 end
 
+-- provider.exists(name) -> true when name loads as a provider (for "provider/model" ids)
+function provider.exists(name)
+  local ok, p = pcall(provider.load, name)
+  return ok and p ~= nil
+end
+
 -- The first environment variable of a list that is set and not empty.
 local function from_env(names)
   for _, n in ipairs(names or {}) do

@@ -35,10 +35,7 @@ end
 local function pick(opts)
   local name, model = opts.provider, opts.model
   if not name then
-    name, model = config.resolve_model(opts.model, function(n)
-      local ok, p = pcall(provider.load, n)
-      return ok and p ~= nil
-    end)
+    name, model = config.resolve_model(opts.model, provider.exists)
   end
   local p, err = provider.load(name)
   if not p then return nil, nil, err end

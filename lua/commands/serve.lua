@@ -90,13 +90,20 @@ function spec.run(opts)
       allow_hosts = {}, log_format = opts.log_format or s.log_format or "text", profile = opts.profile,
     }),
   }
-  if not srv then return cli.fail(err, "Is another kimictl serve running? Pick another port with --listen.") end
+  if not srv then
+    return cli.fail(err, err:find("in use") and "Is another kimictl serve running? Pick another port with --listen."
+      or "Listen on an address of this machine, such as 127.0.0.1.")
+  end
   local shown = host:find(":") and ("[" .. host .. "]") or host
   local url = ("http://%s:%d/v1"):format(shown, srv:port())
   io.stdout:write(("kimictl serve: listening on %s (default provider %s)\n\n"):format(url, config.default_provider()),
     openclaw_entry(url, key ~= nil), "\n",
     "(the line above is an OpenClaw provider for openclaw.json; any OpenAI client takes the URL)\n")
-  io.stdout:flush()
+  local shown_ok, werr = io.stdout:flush()
+  if not shown_ok then
+    srv:close()
+    return cli.fail("cannot write where the gateway listens: " .. tostring(werr))
+  end
   local signal = core.loop.wait_signal()
   core.log.info(("%s: finishing %d answer(s) in flight"):format(signal, srv:active()))
   srv:stop()

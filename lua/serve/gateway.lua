@@ -21,18 +21,14 @@ local function with(base, extra)
   return h
 end
 
--- An answer in OpenAI's error shape.
+-- An answer in OpenAI's error shape; true (the request is answered).
 local function fail(ctx, status, message, kind, code)
   ctx.status = status
   local doc = { error = { message = message, type = kind or "invalid_request_error", code = code } }
   local body = core.json.encode(doc)
   ctx.bytes = #body
   ctx.res:respond(status, with(JSON, ctx.cors), body)
-end
-
-local function known(name)
-  local ok, p = pcall(provider.load, name)
-  return ok and p ~= nil
+  return true
 end
 
 -- The first error of an upstream answer (kept status, explained message, the cause as code).
@@ -70,7 +66,7 @@ local function chat_completions(ctx, req)
     return fail(ctx, 400, "the request body must be a JSON object")
   end
   if type(body.model) ~= "string" or body.model == "" then return fail(ctx, 400, "model is required") end
-  local name, model = config.resolve_model(body.model, known)
+  local name, model = config.resolve_model(body.model, provider.exists)
   local ok, p = pcall(provider.load, name)
   if not ok or not p then return fail(ctx, 404, ("no provider '%s' for model '%s'"):format(name, body.model), nil, "model_not_found") end
   body.model = model or provider.default_model(p)
@@ -114,7 +110,7 @@ end
 local function configured()
   local names, seen = {}, {}
   local function add(n)
-    if n and not seen[n] and known(n) then seen[n] = true; names[#names + 1] = n end
+    if n and not seen[n] and provider.exists(n) then seen[n] = true; names[#names + 1] = n end
   end
   add(config.default_provider())
   for _, target in pairs(config.load().aliases or {}) do add(target:match("^([%w_-]+)/")) end
@@ -199,12 +195,12 @@ local function admit(ctx, s, req)
   local h = req.headers
   local host = (h.host or ""):lower():gsub(":%d+$", "")
   if not s.key_hash and not LOOPBACK_HOSTS[host] and not s.allow_hosts[host] then
-    return fail(ctx, 403, ("Host '%s' is not a loopback name: refused (DNS rebinding guard)"):format(host), "forbidden") or true
+    return fail(ctx, 403, ("Host '%s' is not a loopback name: refused (DNS rebinding guard)"):format(host), "forbidden")
   end
   if h.origin then
     if not s.allow_origins[h.origin] then
       return fail(ctx, 403, ("requests from the web page %s are not allowed (kimictl serve --allow-origin)"):format(h.origin),
-        "forbidden") or true
+        "forbidden")
     end
     ctx.cors = { ["Access-Control-Allow-Origin"] = h.origin, Vary = "Origin" }
   end
@@ -221,7 +217,7 @@ local function admit(ctx, s, req)
     local given = presented_key(h)
     if not given or core.hash.sha256(given) ~= s.key_hash then   -- digests: no early exit to time
       return fail(ctx, 401, "a valid API key is required (Authorization: Bearer KEY or x-api-key)",
-        "authentication_error") or true
+        "authentication_error")
     end
   end
 end

@@ -53,9 +53,9 @@ static int l_lock_take(lua_State *L) {
   luaL_argcheck(L, timeout >= 0, 3, "timeout_ms must be a non-negative integer");
   lua_settop(L, 3);
   struct lock *l = lua_newuserdatauv(L, sizeof *l, 0);   /* before the lock, as liolib does */
-  lock_init(l, kind, "");
+  int named = lock_init(l, kind, path);   /* a release is safe even when this failed */
   luaL_setmetatable(L, MT_LOCK);
-  if (lock_init(l, kind, path) != 0) return api_fail(L, path);
+  if (named != 0) return api_fail(L, path);
   return take_k(L, 0, clock_now_ms() + timeout);
 }
 

@@ -234,7 +234,6 @@ static void main_end(lua_State *co, int status, void *ud) {
 }
 
 int task_main(lua_State *L, int nargs, lua_State **co) {
-  lua_State *from = NULL;
   struct task *t = task_spawn(L, nargs, main_end, NULL);
   if (!t) {
     lua_pushliteral(L, "cannot start the event loop");
@@ -245,7 +244,7 @@ int task_main(lua_State *L, int nargs, lua_State **co) {
   lua_pushthread(t->co);   /* the coroutine outlives the task on L's stack */
   lua_xmove(t->co, L, 1);
   while (main_status == -2) {
-    tasks_run(from);
+    tasks_run(NULL);
     if (main_status != -2) break;
     if (!loop_run_once() && !ready) {
       lua_pushliteral(*co, "kimictl waits for something that cannot happen (a bug)");
