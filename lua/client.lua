@@ -16,7 +16,7 @@ local function send(p, src, creds, req)
   end
   local t = p.timeouts or {}
   local url = provider.base_url(p, src.region) .. req.path
-  core.log.debug(("%s %s"):format(req.method or (body and "POST" or "GET"), url))
+  if core.log.level() == "debug" then core.log.debug(("%s %s"):format(req.method or (body and "POST" or "GET"), url)) end
   return core.http.request {
     method = req.method, url = url, headers = provider.headers(p, creds, extra), body = body,
     on_event = req.on_event, timeout_ms = req.timeout_ms or t.total_ms,

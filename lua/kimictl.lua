@@ -3,6 +3,17 @@ local core = require "core"
 local cli = require "cli"
 local errors = require "errors"
 
+-- The environment does not change while kimictl runs, and getenv reads it line by line: a
+-- gateway asks for the same few variables on every request, so each is looked up once.
+do
+  local getenv, seen = os.getenv, {}
+  os.getenv = function(name)
+    local v = seen[name]
+    if v == nil then v = getenv(name) or false; seen[name] = v end
+    return v or nil
+  end
+end
+
 -- Each command lives in lua/commands/<name>.lua and returns a spec with a run function.
 local commands = {
   { "chat", "Send a prompt and stream the answer" },

@@ -47,6 +47,22 @@ function paths.dirname(p)
   return p:match("^(.*)/[^/]*$") or "."
 end
 
+-- paths.read_parsed(path, parse) -> what parse(text | nil, err, code) returns, kept while the
+-- file stays as it was (core.fs.stat's version: a replaced, written or chmod-ed file is read
+-- again), so that a gateway reads a credential file once per change, not once per request.
+-- The results are shared: callers must not change them.
+local parsed = {}
+function paths.read_parsed(path, parse)
+  local st, _, scode = core.fs.stat(path)
+  local version = st and st.version or ("none:" .. tostring(scode))
+  local hit = parsed[path]
+  if hit and hit.version == version then return table.unpack(hit, 1, hit.n) end
+  hit = table.pack(parse(core.fs.read(path)))
+  hit.version = version
+  parsed[path] = hit
+  return table.unpack(hit, 1, hit.n)
+end
+
 -- A path for people: the home directory shown as ~.
 function paths.show(p)
   local home = env("HOME")

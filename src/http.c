@@ -21,6 +21,8 @@ static uv_loop_t *loop;
 static uv_timer_t curl_timer;   /* libcurl's one timeout for the multi handle */
 static int curl_tried;
 static CURLcode curl_started = CURLE_FAILED_INIT;   /* curl_global_init's answer */
+static CURL *spare[16];   /* finished easy handles, reset, kept for the next transfers */
+static int spares;
 
 struct http_transfer {
   CURL *h;
@@ -317,10 +319,19 @@ static void free_transfer(uv_handle_t *h) {
   free(x);
 }
 
+/* An easy handle for a new transfer: a spare one if there is one (its buffers are already
+   there), otherwise a new one. */
+static CURL *easy_get(void) { return spares ? spare[--spares] : curl_easy_init(); }
+
+static void easy_put(CURL *h) {
+  if (spares < (int)(sizeof spare / sizeof *spare)) curl_easy_reset(h), spare[spares++] = h;
+  else curl_easy_cleanup(h);
+}
+
 /* Take the transfer off the multi handle and free it (the record once its timer closed). */
 static void release(struct http_transfer *x) {
   curl_multi_remove_handle(multi, x->h);
-  curl_easy_cleanup(x->h);
+  easy_put(x->h);
   free_header_list(x->hdrs);
   buf_free(&x->head);
   uv_close((uv_handle_t *)&x->idle_timer, free_transfer);
@@ -369,7 +380,7 @@ struct http_transfer *http_start(const struct http_request *rq, const struct htt
     return NULL;
   }
   struct http_transfer *x = calloc(1, sizeof *x);
-  if (!x || !(x->url = strdup(rq->url)) || !(x->hdrs = header_list(rq)) || !(x->h = curl_easy_init())) {
+  if (!x || !(x->url = strdup(rq->url)) || !(x->hdrs = header_list(rq)) || !(x->h = easy_get())) {
     if (x) free_header_list(x->hdrs), free(x->url);
     free(x);
     return fail(err, HTTP_FAILED, "cannot start a request to %s: %s", rq->url, "out of memory");
@@ -383,7 +394,7 @@ struct http_transfer *http_start(const struct http_request *rq, const struct htt
   setup(x->h, rq, x, x->hdrs, x->errbuf, &bad);
   CURLMcode mrc = bad.rc == CURLE_OK ? curl_multi_add_handle(multi, x->h) : CURLM_OK;
   if (bad.rc != CURLE_OK || mrc != CURLM_OK) {
-    curl_easy_cleanup(x->h);
+    easy_put(x->h);
     x->h = NULL;
     free_header_list(x->hdrs);
     uv_close((uv_handle_t *)&x->idle_timer, free_transfer);
@@ -407,6 +418,7 @@ void http_resume(struct http_transfer *x) {
 }
 
 void http_cleanup(void) {
+  while (spares) curl_easy_cleanup(spare[--spares]);
   if (multi) {
     curl_multi_cleanup(multi);
     uv_close((uv_handle_t *)&curl_timer, NULL);

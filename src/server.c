@@ -111,19 +111,20 @@ static void on_written(uv_write_t *w, int status) {
   }
 }
 
-/* Queue a copy of up to three pieces as one write. */
-static int send3(struct srv_conn *c, const char *a, size_t an, const char *b, size_t bn,
-                 const char *d, size_t dn) {
+static uv_buf_t piece(const char *p, size_t n) { return uv_buf_init((char *)p, (unsigned)n); }
+
+/* Queue a copy of the pieces as one write (one syscall, one segment for a small answer). */
+static int sendv(struct srv_conn *c, const uv_buf_t *pieces, int n) {
   if (c->closing || c->lingering) return -1;
-  size_t len = an + bn + dn;
+  size_t len = 0;
+  for (int i = 0; i < n; i++) len += pieces[i].len;
   struct write_req *rq = malloc(sizeof *rq + len);
   if (!rq) {
     conn_close(c);
     return -1;
   }
-  memcpy(rq->bytes, a, an);
-  if (bn) memcpy(rq->bytes + an, b, bn);
-  if (dn) memcpy(rq->bytes + an + bn, d, dn);
+  for (size_t at = 0, i = 0; i < (size_t)n; at += pieces[i].len, i++)
+    if (pieces[i].len) memcpy(rq->bytes + at, pieces[i].base, pieces[i].len);
   rq->c = c;
   rq->len = len;
   uv_buf_t ub = uv_buf_init(rq->bytes, (unsigned)len);
@@ -134,6 +135,11 @@ static int send3(struct srv_conn *c, const char *a, size_t an, const char *b, si
   }
   c->queued += len;
   return 0;
+}
+
+static int send1(struct srv_conn *c, const char *p, size_t n) {
+  uv_buf_t one = piece(p, n);
+  return sendv(c, &one, 1);
 }
 
 const char *srv_status_text(int status) {
@@ -158,13 +164,17 @@ const char *srv_status_text(int status) {
   }
 }
 
-static int send_head(struct srv_conn *c, int status, const char *headers, const char *framing, size_t len) {
+/* The status line and headers; with framing NULL, Content-Length and the body follow. */
+static int send_head(struct srv_conn *c, int status, const char *headers, const char *framing,
+                     const char *body, size_t len) {
   char head[512];
   int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, srv_status_text(status));
   if (!framing) n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", len);
   else n += snprintf(head + n, sizeof head - (size_t)n, "%s", framing);
   const char *conn = c->keep_alive && !c->s->stopped ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  return send3(c, head, (size_t)n, headers ? headers : "", headers ? strlen(headers) : 0, conn, strlen(conn));
+  uv_buf_t pieces[] = { piece(head, (size_t)n), piece(headers ? headers : "", headers ? strlen(headers) : 0),
+                        piece(conn, strlen(conn)), piece(body, framing ? 0 : len) };
+  return sendv(c, pieces, 4);
 }
 
 static void next_request(struct srv_conn *c);
@@ -177,27 +187,28 @@ static void answered(struct srv_conn *c) {
 }
 
 int srv_respond(struct srv_conn *c, int status, const char *headers, const char *body, size_t len) {
-  if (send_head(c, status, headers, NULL, len) != 0 || (len && send3(c, body, len, NULL, 0, NULL, 0) != 0)) return -1;
+  if (send_head(c, status, headers, NULL, body, len) != 0) return -1;
   answered(c);
   return 0;
 }
 
 int srv_start(struct srv_conn *c, int status, const char *headers) {
   c->chunked = 1;
-  return send_head(c, status, headers, "Transfer-Encoding: chunked\r\n", 0);
+  return send_head(c, status, headers, "Transfer-Encoding: chunked\r\n", NULL, 0);
 }
 
 int srv_write(struct srv_conn *c, const char *p, size_t n) {
   char size[24];
   if (n == 0) return c->over_high;   /* an empty chunk would end the answer */
   int sn = snprintf(size, sizeof size, "%zx\r\n", n);
-  if (send3(c, size, (size_t)sn, p, n, "\r\n", 2) != 0) return -1;
+  uv_buf_t pieces[] = { piece(size, (size_t)sn), piece(p, n), piece("\r\n", 2) };
+  if (sendv(c, pieces, 3) != 0) return -1;
   if (c->queued > c->s->cfg.write_high) c->over_high = 1;
   return c->over_high;
 }
 
 int srv_finish(struct srv_conn *c) {
-  if (send3(c, "0\r\n\r\n", 5, NULL, 0, NULL, 0) != 0) return -1;
+  if (send1(c, "0\r\n\r\n", 5) != 0) return -1;
   answered(c);
   return 0;
 }
@@ -217,8 +228,7 @@ static void refuse(struct srv_conn *c, int status, const char *fmt, ...) {
   va_end(ap);
   int n = snprintf(body, sizeof body, "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\"}}", msg);
   c->keep_alive = 0;
-  send_head(c, status, "Content-Type: application/json\r\n", NULL, (size_t)n);
-  send3(c, body, (size_t)n, NULL, 0, NULL, 0);
+  send_head(c, status, "Content-Type: application/json\r\n", NULL, body, (size_t)n);
   linger(c);
 }
 
@@ -295,7 +305,7 @@ static int on_headers_complete(http_parser *p) {
   }
   const char *expect = header(c, "expect");
   if (expect && strcasecmp(expect, "100-continue") == 0)
-    send3(c, "HTTP/1.1 100 Continue\r\n\r\n", 25, NULL, 0, NULL, 0);
+    send1(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
   uv_timer_start(&c->timer, on_timer, (uint64_t)c->s->cfg.idle_timeout_ms, 0);
   return 0;
 }

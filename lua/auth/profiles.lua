@@ -36,9 +36,8 @@ local function problem(doc)
   end
 end
 
--- profiles.load() -> doc | nil, message   (a missing file is an empty doc)
-function profiles.load()
-  local text, err, code = core.fs.read(file())
+-- The profiles in the file's text (see profiles.load).
+local function parse(text, err, code)
   if not text then
     if code == "ENOENT" then return { providers = {} } end
     return nil, err
@@ -53,6 +52,12 @@ function profiles.load()
   return doc
 end
 
+-- profiles.load() -> doc | nil, message   (a missing file is an empty doc)
+-- The doc is shared until the file changes (paths.read_parsed): read it, do not change it.
+function profiles.load()
+  return paths.read_parsed(file(), parse)
+end
+
 -- profiles.update(fn) -> true | nil, message: fn(doc) changes the doc, saved under the lock.
 function profiles.update(fn)
   local dir = paths.config_dir()
@@ -60,7 +65,7 @@ function profiles.update(fn)
   if not ok then return nil, err end
   local lock <close>, lerr = core.lock.take(dir .. "/profiles.lock", "flock", 30000)
   if not lock then return nil, lerr end
-  local doc, derr = profiles.load()
+  local doc, derr = parse(core.fs.read(file()))   -- a doc of its own, to change
   if not doc then return nil, derr end
   fn(doc)
   return core.fs.write_atomic(file(), core.json.encode(doc), "0600")
@@ -70,7 +75,11 @@ end
 function profiles.get(provider, profile)
   local doc, err = profiles.load()
   if not doc then return nil, err end
-  return (doc.providers[provider] or {})[profile]
+  local entry = (doc.providers[provider] or {})[profile]
+  if type(entry) ~= "table" then return entry end
+  local copy = {}
+  for k, v in pairs(entry) do copy[k] = v end
+  return copy
 end
 
 function profiles.set(provider, profile, entry)

@@ -35,13 +35,11 @@ local function is_num(v) return math.type(v) ~= nil end
 -- A time kimictl can do arithmetic with: finite, from 1970 to the year 5138.
 local function is_time(v) return is_num(v) and v >= 0 and v < 1e11 end
 
--- store.read(s) -> cred | nil, message, code ("missing", "corrupt", "io")
--- Never changes the file: a file kimictl cannot read is reported and left as it is.
-function store.read(s)
-  local text, err, code = core.fs.read(s.path)
+-- The credentials in the text of the file at path (see store.read).
+local function parse(path, text, err, code)
   if not text then
-    if code == "ENOENT" then return nil, "no login stored in " .. paths.show(s.path), "missing" end
-    return nil, ("cannot read %s: %s"):format(paths.show(s.path), err:sub(#s.path + 3)), "io"
+    if code == "ENOENT" then return nil, "no login stored in " .. paths.show(path), "missing" end
+    return nil, ("cannot read %s: %s"):format(paths.show(path), err:sub(#path + 3)), "io"
   end
   local doc, jerr = core.json.decode(text)
   local why
@@ -56,7 +54,7 @@ function store.read(s)
   end
   if why then
     return nil, ("the credential file %s is damaged (%s); kimictl left it untouched. " ..
-      "Run 'kimictl login' to replace it."):format(paths.show(s.path), why), "corrupt"
+      "Run 'kimictl login' to replace it."):format(paths.show(path), why), "corrupt"
   end
   return {
     access_token = doc.access_token, refresh_token = doc.refresh_token,
@@ -64,6 +62,17 @@ function store.read(s)
     expires_in = is_num(doc.expires_in) and doc.expires_in or 0,
     scope = is_str(doc.scope) and doc.scope or "", token_type = is_str(doc.token_type) and doc.token_type or "Bearer",
   }
+end
+
+-- store.read(s) -> cred | nil, message, code ("missing", "corrupt", "io")
+-- Never changes the file: a file kimictl cannot read is reported and left as it is. The
+-- file is parsed again only when it changed (paths.read_parsed); each caller gets its own copy.
+function store.read(s)
+  local cred, err, code = paths.read_parsed(s.path, function(...) return parse(s.path, ...) end)
+  if not cred then return nil, err, code end
+  local copy = {}
+  for k, v in pairs(cred) do copy[k] = v end
+  return copy
 end
 
 -- A float as Python's json.dumps writes it: the shortest text that reads back the same,

@@ -83,6 +83,7 @@ function spec.run(opts)
   if limit and limit < 4096 then
     core.log.warn(("only %d open files allowed (ulimit -n): about %d streams at once"):format(limit, limit // 2 - 16))
   end
+  collectgarbage("generational")
   local srv, err = core.server.listen {
     host = host, port = port, max_body = tonumber(opts.max_body) or s.max_body,
     handler = gateway.handler({

@@ -53,12 +53,19 @@ static int l_fs_chmod(lua_State *L) {
   return 1;
 }
 
-/* core.fs.stat(path) -> {type=, mode=, size=, mtime=} | nil, err, code */
+#ifdef __APPLE__
+#define st_mtim st_mtimespec
+#define st_ctim st_ctimespec
+#endif
+#define NS(t) ((lua_Integer)(t).tv_sec * 1000000000 + (t).tv_nsec)
+
+/* core.fs.stat(path) -> {type=, mode=, size=, mtime=, version=} | nil, err, code
+   version changes whenever the file is replaced, written or chmod-ed (inode, size, times in ns). */
 static int l_fs_stat(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   if (stat(path, &st) != 0) return api_fail(L, path);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : "other");
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, st.st_mode & 07777);
@@ -67,6 +74,9 @@ static int l_fs_stat(lua_State *L) {
   lua_setfield(L, -2, "size");
   lua_pushinteger(L, (lua_Integer)st.st_mtime);
   lua_setfield(L, -2, "mtime");
+  lua_pushfstring(L, "%I:%I:%I:%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino, (lua_Integer)st.st_size,
+                  NS(st.st_mtim), NS(st.st_ctim));
+  lua_setfield(L, -2, "version");
   return 1;
 }
 
