@@ -196,6 +196,7 @@ static void setup(CURL *h, const struct http_request *rq, struct http_transfer *
   SET(h, e, CURLOPT_NOSIGNAL, 1L);
   SET(h, e, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
   if (rq->connect_timeout_ms > 0) SET(h, e, CURLOPT_CONNECTTIMEOUT_MS, rq->connect_timeout_ms);
+  if (rq->read_buffer > 0) SET(h, e, CURLOPT_BUFFERSIZE, rq->read_buffer);
   SET(h, e, CURLOPT_SSL_VERIFYPEER, 1L);
   SET(h, e, CURLOPT_SSL_VERIFYHOST, 2L);
   SET(h, e, CURLOPT_SOCKOPTFUNCTION, cloexec);

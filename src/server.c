@@ -197,15 +197,21 @@ int srv_start(struct srv_conn *c, int status, const char *headers) {
   return send_head(c, status, headers, "Transfer-Encoding: chunked\r\n", NULL, 0);
 }
 
-int srv_write(struct srv_conn *c, const char *p, size_t n) {
+int srv_writev(struct srv_conn *c, const char *const *p, const size_t *n, int count) {
+  uv_buf_t pieces[SRV_PIECES_MAX + 2];
   char size[24];
-  if (n == 0) return c->over_high;   /* an empty chunk would end the answer */
-  int sn = snprintf(size, sizeof size, "%zx\r\n", n);
-  uv_buf_t pieces[] = { piece(size, (size_t)sn), piece(p, n), piece("\r\n", 2) };
-  if (sendv(c, pieces, 3) != 0) return -1;
+  size_t len = 0;
+  if (count < 1 || count > SRV_PIECES_MAX) return -1;
+  for (int i = 0; i < count; i++) len += n[i], pieces[i + 1] = piece(p[i], n[i]);
+  if (len == 0) return c->over_high;   /* an empty chunk would end the answer */
+  pieces[0] = piece(size, (size_t)snprintf(size, sizeof size, "%zx\r\n", len));
+  pieces[count + 1] = piece("\r\n", 2);
+  if (sendv(c, pieces, count + 2) != 0) return -1;
   if (c->queued > c->s->cfg.write_high) c->over_high = 1;
   return c->over_high;
 }
+
+int srv_write(struct srv_conn *c, const char *p, size_t n) { return srv_writev(c, &p, &n, 1); }
 
 int srv_finish(struct srv_conn *c) {
   if (send1(c, "0\r\n\r\n", 5) != 0) return -1;

@@ -10,6 +10,8 @@
 struct server;
 struct srv_conn;
 
+#define SRV_PIECES_MAX 8   /* pieces of one srv_writev */
+
 struct server_config {
   const char *host;              /* a numeric address: "127.0.0.1", "::1", "0.0.0.0" */
   int port;                      /* 0: any free port */
@@ -59,6 +61,8 @@ void *srv_data(const struct srv_conn *c);
 int srv_respond(struct srv_conn *c, int status, const char *headers, const char *body, size_t len);
 int srv_start(struct srv_conn *c, int status, const char *headers);   /* chunked */
 int srv_write(struct srv_conn *c, const char *p, size_t n);
+/* The same for count pieces sent as one chunk (no copy made by the caller). */
+int srv_writev(struct srv_conn *c, const char *const *p, const size_t *n, int count);
 int srv_finish(struct srv_conn *c);
 size_t srv_queued(const struct srv_conn *c);
 void srv_abort(struct srv_conn *c);   /* close at once */

@@ -206,11 +206,15 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_res_write(lua_State *L) {
   struct lreq *r = check_req(L);
-  size_t n;
-  const char *p = luaL_checklstring(L, 2, &n);
+  const char *p[SRV_PIECES_MAX];
+  size_t n[SRV_PIECES_MAX];
+  int count = lua_gettop(L) - 1;
+  luaL_argcheck(L, count >= 1 && count <= SRV_PIECES_MAX, count < 1 ? 2 : SRV_PIECES_MAX + 2,
+                "res:write takes 1 to 8 strings");
+  for (int i = 0; i < count; i++) p[i] = luaL_checklstring(L, i + 2, &n[i]);
   luaL_argcheck(L, r->started, 1, "res:start() comes first");
   if (!r->c) return gone(L);
-  int rc = srv_write(r->c, p, n);
+  int rc = srv_writev(r->c, p, n, count);
   if (rc < 0) return gone(L);
   return write_k(L, 0, rc == 1 ? (lua_KContext)(256 * 1024) : (lua_KContext)SIZE_MAX);
 }
