@@ -12,7 +12,8 @@ local config = {}
 local SCHEMA = {
   provider = "name", model = "string", aliases = "aliases",
   serve = { listen = "string", api_key = "string", api_key_file = "string", allow_origins = "strings",
-            log_format = "log_format", max_body = "bytes", drain_ms = "ms" },
+            log_format = "log_format", max_body = "bytes", drain_ms = "ms",
+            header_timeout_ms = "ms", idle_timeout_ms = "ms" },
 }
 
 local CHECK = {

@@ -85,6 +85,8 @@ function spec.run(opts)
   end
   local srv, err = core.server.listen {
     host = host, port = port, max_body = tonumber(opts.max_body) or s.max_body,
+    header_timeout_ms = s.header_timeout_ms and math.max(s.header_timeout_ms, 1),
+    idle_timeout_ms = s.idle_timeout_ms and math.max(s.idle_timeout_ms, 1),
     handler = gateway.handler({
       key_hash = key and core.hash.sha256(key), allow_origins = set_of(opts.allow_origin or s.allow_origins),
       allow_hosts = {}, log_format = opts.log_format or s.log_format or "text", profile = opts.profile,

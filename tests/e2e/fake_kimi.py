@@ -19,6 +19,7 @@ POST /_expire -> every access token issued so far expires now; GET /_stats -> co
 The chat endpoint answers according to the last user message (a string or {type:"text"} parts):
   slow N   N tokens "t0 " .. "tN-1 ", one per token interval, then stop and [DONE]
   cut      two tokens, then the connection is reset: no [DONE], no final chunk
+  flood N  N tokens of 2,000 bytes each, as fast as the client takes them
   tool     a call of the request's first tool (else get_weather) with {"city": "Paris"}, the
            arguments streamed in two fragments; finish_reason "tool_calls"
   other    "Hello", " from", " Kimi", stop, [DONE]; not streamed: "OK" (finish_reason "length")
@@ -213,6 +214,7 @@ class Kimi(Handler):
         stream = bool(req.get("stream"))
         self.model = req.get("model", "")
         slow = re.fullmatch(r"slow (\d+)", prompt)
+        flood = re.fullmatch(r"flood (\d+)", prompt)
         interval, finish = 0, "stop"
         if tools:
             words = ["tool said: ", text_of(tools[-1].get("content"))]
@@ -223,6 +225,8 @@ class Kimi(Handler):
             interval = OPTS["token_interval"]
         elif prompt == "cut":
             return self.cut_answer(stream)
+        elif flood:
+            words = [("%06d" % i) + "x" * 1994 for i in range(int(flood.group(1)))]
         elif stream:
             words = ["Hello", " from", " Kimi"]
         else:

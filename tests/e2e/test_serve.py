@@ -578,3 +578,91 @@ end } } }
             wait_for(lambda: "the mapping broke" in gw.stderr(), 5, "the error in the log")
             err = gw.stderr()
             check("user.lua" in err and "stack traceback" in err, err)
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+@test
+def headers_that_do_not_arrive_in_time_get_408():
+    # serve.header_timeout_ms from config.lua, shortened so the test need not wait 10 s: a
+    # client that sends half its headers gets 408 and the connection closes; others are served.
+    with Home() as home, Server("fake_kimi.py") as srv:
+        write_kimi_cli_file(home, call(srv, "/_seed"), time.time() + 900)
+        conf = os.path.join(home.path, ".config", "kimictl")
+        os.makedirs(conf, exist_ok=True)
+        with open(os.path.join(conf, "config.lua"), "w") as f:
+            f.write("return { serve = { header_timeout_ms = 300 } }\n")
+        with Gateway(kimi_env(home, srv)) as gw:
+            sock = socket.create_connection(("127.0.0.1", gw.port), timeout=20)
+            try:
+                sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                got = b""
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+            finally:
+                sock.close()
+            check(got.startswith(b"HTTP/1.1 408 "), "half a request: %r" % got[:200])
+            check(b"did not arrive within 300 ms" in got, got)
+            status, _, body = request(gw, "POST", CHAT, chat_body(stream=False))
+            check(status == 200, "not serving after a 408: %d %r" % (status, body))
+
+
+@test
+def a_slow_client_holds_the_upstream_back_instead_of_filling_memory():
+    # A 100 MB streamed answer to a client that stops reading: the gateway's queues fill, it
+    # pauses the upstream transfer, the fake blocks in its writes, and the gateway's memory
+    # stays far below the answer's size. Reading again delivers every event, in order.
+    n = 50000
+    with serving() as s:
+        base = rss_kib(s.gw.proc.pid)
+        sock = socket.create_connection(("127.0.0.1", s.gw.port), timeout=60)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        try:
+            body = json.dumps(chat_body("flood %d" % n)).encode()
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % (CHAT.encode(), len(body)) + body)
+            wait_for(lambda: stats(s.srv)["streams_started"] == 1, 30, "the upstream stream to start")
+            time.sleep(3)   # not reading: time for the queues to fill and the fake to block
+            st = stats(s.srv)
+            check(st["streams_active"] == 1 and st["streams_finished"] == 0,
+                  "the fake was not held back: %r" % st)
+            grown = rss_kib(s.gw.proc.pid) - base
+            check(grown < 32 * 1024, "the gateway grew by %d KiB for a client that does not read" % grown)
+            got = bytearray()
+            while not got.endswith(b"\r\n0\r\n\r\n"):   # the last chunk
+                chunk = sock.recv(1 << 20)
+                check(chunk, "the stream ended early after %d bytes" % len(got))
+                got += chunk
+        finally:
+            sock.close()
+        head, _, chunked = bytes(got).partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200 "), head[:200])
+        text = re.sub(rb"\r\n[0-9a-f]+\r\n", b"", b"\r\n" + chunked)
+        numbers = re.findall(rb'"content": ?"(\d{6})x', text)
+        check(text.rstrip(b"\r\n").endswith(b"data: [DONE]"), text[-200:])
+        check(len(numbers) == n and numbers == [b"%06d" % i for i in range(n)],
+              "%d of %d tokens arrived, in order: %s" % (len(numbers), n, numbers[:3] == [b"000000", b"000001", b"000002"]))
+        wait_for(lambda: stats(s.srv)["streams_finished"] == 1, 30, "the fake to finish its stream")
+
+
+@test
+def a_login_another_program_refreshed_is_used_at_once():
+    # The gateway keeps the parsed credential file until the file changes: when Kimi CLI
+    # refreshes (a new file), the next request sends the new token, with no refresh of its own.
+    with serving() as s:
+        check(request(s.gw, "POST", CHAT, chat_body(stream=False))[0] == 200, "first request")
+        call(s.srv, "/_expire")                  # the token the gateway read is dead now
+        fresh = call(s.srv, "/_seed")
+        write_kimi_cli_file(s.home, fresh, time.time() + 900)   # as Kimi CLI saves its refresh
+        for _ in range(3):
+            status, _, body = request(s.gw, "POST", CHAT, chat_body(stream=False))
+            check(status == 200, (status, body))
+        st = stats(s.srv)
+        check(st["refresh_calls"] == 0, "the gateway refreshed instead of reading the new file: %r" % st)
+        check(read_like_kimi_cli(creds_path(s.home))["access_token"] == fresh["access_token"], "the file is ours")
