@@ -28,6 +28,7 @@ struct srv_conn {
   struct srv_conn *prev, *next;
   http_parser parser;
   struct buf url, hdrs, body, stash;   /* stash: bytes after the request, for the next one */
+  struct buf held;                     /* a chunked answer's head, sent with its first chunk */
   struct srv_request req;
   size_t head_bytes, queued;
   int answering, chunked, keep_alive, closing, lingering, in_value, headers_done, reject;
@@ -50,7 +51,7 @@ static char read_buf[64 * 1024];   /* each read is parsed or copied before the n
 static void conn_closed(uv_handle_t *h) {
   struct srv_conn *c = h->data;
   if (--c->handles > 0) return;
-  buf_free(&c->url), buf_free(&c->hdrs), buf_free(&c->body), buf_free(&c->stash);
+  buf_free(&c->url), buf_free(&c->hdrs), buf_free(&c->body), buf_free(&c->stash), buf_free(&c->held);
   free(c);
 }
 
@@ -113,18 +114,21 @@ static void on_written(uv_write_t *w, int status) {
 
 static uv_buf_t piece(const char *p, size_t n) { return uv_buf_init((char *)p, (unsigned)n); }
 
-/* Queue a copy of the pieces as one write (one syscall, one segment for a small answer). */
+/* Queue a copy of the pieces as one write (one syscall, one segment for a small answer),
+   after a head held back by srv_start. */
 static int sendv(struct srv_conn *c, const uv_buf_t *pieces, int n) {
   if (c->closing || c->lingering) return -1;
-  size_t len = 0;
+  size_t len = c->held.len;
   for (int i = 0; i < n; i++) len += pieces[i].len;
   struct write_req *rq = malloc(sizeof *rq + len);
   if (!rq) {
     conn_close(c);
     return -1;
   }
-  for (size_t at = 0, i = 0; i < (size_t)n; at += pieces[i].len, i++)
+  if (c->held.len) memcpy(rq->bytes, c->held.p, c->held.len);
+  for (size_t at = c->held.len, i = 0; i < (size_t)n; at += pieces[i].len, i++)
     if (pieces[i].len) memcpy(rq->bytes + at, pieces[i].base, pieces[i].len);
+  buf_free(&c->held);
   rq->c = c;
   rq->len = len;
   uv_buf_t ub = uv_buf_init(rq->bytes, (unsigned)len);
@@ -192,9 +196,20 @@ int srv_respond(struct srv_conn *c, int status, const char *headers, const char 
   return 0;
 }
 
+/* The head of a chunked answer waits for the first chunk: one write, and the client wakes
+   once, for the first event of a stream. */
 int srv_start(struct srv_conn *c, int status, const char *headers) {
+  char head[512];
+  if (c->closing || c->lingering) return -1;
   c->chunked = 1;
-  return send_head(c, status, headers, "Transfer-Encoding: chunked\r\n", NULL, 0);
+  int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nTransfer-Encoding: chunked\r\n%s", status,
+                   srv_status_text(status), c->keep_alive && !c->s->stopped ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+  if (buf_add(&c->held, head, (size_t)n) != 0 || (headers && buf_add(&c->held, headers, strlen(headers)) != 0) ||
+      buf_add(&c->held, "\r\n", 2) != 0) {
+    conn_close(c);
+    return -1;
+  }
+  return 0;
 }
 
 int srv_writev(struct srv_conn *c, const char *const *p, const size_t *n, int count) {
