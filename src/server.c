@@ -168,16 +168,14 @@ const char *srv_status_text(int status) {
   }
 }
 
-/* The status line and headers; with framing NULL, Content-Length and the body follow. */
-static int send_head(struct srv_conn *c, int status, const char *headers, const char *framing,
-                     const char *body, size_t len) {
+/* A whole answer: the status line, Content-Length, the headers and the body, in one write. */
+static int send_whole(struct srv_conn *c, int status, const char *headers, const char *body, size_t len) {
   char head[512];
-  int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, srv_status_text(status));
-  if (!framing) n += snprintf(head + n, sizeof head - (size_t)n, "Content-Length: %zu\r\n", len);
-  else n += snprintf(head + n, sizeof head - (size_t)n, "%s", framing);
+  int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n", status,
+                   srv_status_text(status), len);
   const char *conn = c->keep_alive && !c->s->stopped ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   uv_buf_t pieces[] = { piece(head, (size_t)n), piece(headers ? headers : "", headers ? strlen(headers) : 0),
-                        piece(conn, strlen(conn)), piece(body, framing ? 0 : len) };
+                        piece(conn, strlen(conn)), piece(body, len) };
   return sendv(c, pieces, 4);
 }
 
@@ -191,7 +189,7 @@ static void answered(struct srv_conn *c) {
 }
 
 int srv_respond(struct srv_conn *c, int status, const char *headers, const char *body, size_t len) {
-  if (send_head(c, status, headers, NULL, body, len) != 0) return -1;
+  if (send_whole(c, status, headers, body, len) != 0) return -1;
   answered(c);
   return 0;
 }
@@ -249,7 +247,7 @@ static void refuse(struct srv_conn *c, int status, const char *fmt, ...) {
   va_end(ap);
   int n = snprintf(body, sizeof body, "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\"}}", msg);
   c->keep_alive = 0;
-  send_head(c, status, "Content-Type: application/json\r\n", NULL, body, (size_t)n);
+  send_whole(c, status, "Content-Type: application/json\r\n", body, (size_t)n);
   linger(c);
 }
 

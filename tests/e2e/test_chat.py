@@ -54,13 +54,18 @@ def streams_answer_over_http():
         check(body["messages"] == [{"role": "user", "content": "hi"}], body["messages"])
 
 
+def gated_chat(home, srv):
+    """kimictl chat against the fake's "gate" model, which holds the stream after "first"."""
+    return subprocess.Popen([KIMICTL, "chat", "-p", "hi", "--provider", "openai", "--model", "gate"],
+                            env=chat_env(home, srv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
 @test
 def prints_tokens_before_the_answer_is_complete():
     # The fake sends "first" and then holds the stream until it is released: the word must
     # reach our stdout while the request is still open.
     with Home() as home, Server("fake_openai.py") as srv:
-        p = subprocess.Popen([KIMICTL, "chat", "-p", "hi", "--provider", "openai", "--model", "gate"],
-                             env=chat_env(home, srv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = gated_chat(home, srv)
         seen = read_until(p, b"first")
         check(b"first" in seen, "no token before the end, got %r" % seen)
         check(p.poll() is None, "kimictl had already exited: it did not stream")
@@ -362,8 +367,7 @@ def ctrl_c_cancels_the_request_and_exits_130():
     # The fake holds the stream after "first": SIGINT must end kimictl at once (exit 130),
     # and the fake sees its connection closed rather than kept open.
     with Home() as home, Server("fake_openai.py") as srv:
-        p = subprocess.Popen([KIMICTL, "chat", "-p", "hi", "--provider", "openai", "--model", "gate"],
-                             env=chat_env(home, srv), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = gated_chat(home, srv)
         seen = read_until(p, b"first")
         check(b"first" in seen, "no token before the interrupt, got %r" % seen)
         p.send_signal(signal.SIGINT)
