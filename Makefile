@@ -22,7 +22,7 @@ UV_O     := fs-poll idna inet random strscpy strtok threadpool timer uv-common \
 UV_UNIX_O := async core dl fs getaddrinfo getnameinfo loop-watcher loop pipe poll process \
             random-devurandom signal stream tcp thread tty udp linux-core linux-inotify \
             linux-syscalls procfs-exepath proctitle random-getrandom random-sysctl-linux epoll
-CORE_O   := buf clock sse http tls anchors fs log lock proc loop server
+CORE_O   := alloc buf clock sse http tls anchors fs log lock proc loop server
 API_O    := core http json fs log proc lock hash task server
 LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 

@@ -181,6 +181,20 @@ fail:
   return NULL;
 }
 
+/* libcurl looks the proxy variables up on every transfer. When none is set (asked once: the
+   environment does not change under us), it is told there is no proxy and skips that. */
+static int no_proxy_in_env(void) {
+  static const char *const names[] = {
+    "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", NULL
+  };
+  static int known, none;
+  if (!known) {
+    known = none = 1;
+    for (const char *const *n = names; *n; n++) none = none && !getenv(*n);
+  }
+  return none;
+}
+
 static void setup(CURL *h, const struct http_request *rq, struct http_transfer *x,
                   struct curl_slist *hdrs, char *errbuf, struct setopt_error *e) {
   SET(h, e, CURLOPT_URL, rq->url);
@@ -193,6 +207,10 @@ static void setup(CURL *h, const struct http_request *rq, struct http_transfer *
   SET(h, e, CURLOPT_HTTPHEADER, hdrs);
   SET(h, e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   SET(h, e, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (no_proxy_in_env()) {
+    SET(h, e, CURLOPT_PROXY, "");
+    SET(h, e, CURLOPT_NOPROXY, "");
+  }
   SET(h, e, CURLOPT_NOSIGNAL, 1L);
   SET(h, e, CURLOPT_TIMEOUT_MS, rq->timeout_ms);
   if (rq->connect_timeout_ms > 0) SET(h, e, CURLOPT_CONNECTTIMEOUT_MS, rq->connect_timeout_ms);

@@ -1,5 +1,6 @@
 /* kimictl's entry point: start Lua, let the user's directory shadow the embedded
    modules, and hand argv to require("kimictl"). */
+#include "alloc.h"
 #include "api/api.h"
 #include "embed.h"
 #include "http.h"
@@ -108,6 +109,13 @@ static int lost_write_error(void) {
 
 static int sigpipe_was_default;
 
+/* An error outside any protected call (none is expected: everything runs under pcall). */
+static int panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "kimictl: unprotected Lua error: %s\n", msg ? msg : "(not a string)");
+  return 0;   /* Lua aborts */
+}
+
 /* Output that never reached its file is data lost: say so and fail. A reader that went
    away (EPIPE, when SIGPIPE is ignored) ends us quietly, as the signal would have. */
 static int close_stdout(int code) {
@@ -131,11 +139,13 @@ int main(int argc, char **argv) {
   if (!isatty(1)) setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
   struct sigaction sa;
   sigpipe_was_default = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL;
-  lua_State *L = luaL_newstate();
+  static struct alloc_pool pool;
+  lua_State *L = lua_newstate(alloc_lua, &pool);
   if (!L) {
     fputs("kimictl: cannot start Lua: out of memory\n", stderr);
     return 1;
   }
+  lua_atpanic(L, panic);
   /* The whole command is the main task: every wait in it turns the one event loop. */
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);
@@ -148,6 +158,7 @@ int main(int argc, char **argv) {
     code = 1;
   }
   lua_close(L);   /* collects what is left: transfers are cancelled, locks released */
+  alloc_drain(&pool);
   http_cleanup();
   loop_close();
   return close_stdout(code);

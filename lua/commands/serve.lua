@@ -106,9 +106,6 @@ function spec.run(opts)
     srv:close()
     return cli.fail("cannot write where the gateway listens: " .. tostring(werr))
   end
-  -- A gateway holds many requests at once and each stream event leaves a little garbage:
-  -- collecting when the heap has grown by 20% (not 100%) keeps 1,000 streams near 30 MiB.
-  collectgarbage("incremental", 120, 200)
   local signal = core.loop.wait_signal()
   core.log.info(("%s: finishing %d answer(s) in flight"):format(signal, srv:active()))
   srv:stop()
