@@ -168,13 +168,40 @@ const char *srv_status_text(int status) {
   }
 }
 
+/* Numbers and status lines are written by hand: snprintf costs more than the rest of a
+   chunk's framing, and a stream writes one chunk per event. */
+static size_t put_num(char *out, size_t v, unsigned base) {
+  char digits[24];
+  size_t n = 0;
+  do digits[n++] = "0123456789abcdef"[v % base]; while ((v /= base) > 0);
+  for (size_t i = 0; i < n; i++) out[i] = digits[n - 1 - i];
+  return n;
+}
+
+static size_t put_str(char *out, const char *s) {
+  size_t n = strlen(s);
+  memcpy(out, s, n);
+  return n;
+}
+
+/* "HTTP/1.1 200 OK\r\n" at out (room for 64 bytes); its length. */
+static size_t status_line(char *out, int status) {
+  size_t n = put_str(out, "HTTP/1.1 ");
+  n += put_num(out + n, status > 0 && status < 1000 ? (size_t)status : 500, 10);
+  out[n++] = ' ';
+  n += put_str(out + n, srv_status_text(status));
+  return n + put_str(out + n, "\r\n");
+}
+
 /* A whole answer: the status line, Content-Length, the headers and the body, in one write. */
 static int send_whole(struct srv_conn *c, int status, const char *headers, const char *body, size_t len) {
-  char head[512];
-  int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n", status,
-                   srv_status_text(status), len);
+  char head[128];
+  size_t n = status_line(head, status);
+  n += put_str(head + n, "Content-Length: ");
+  n += put_num(head + n, len, 10);
+  n += put_str(head + n, "\r\n");
   const char *conn = c->keep_alive && !c->s->stopped ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  uv_buf_t pieces[] = { piece(head, (size_t)n), piece(headers ? headers : "", headers ? strlen(headers) : 0),
+  uv_buf_t pieces[] = { piece(head, n), piece(headers ? headers : "", headers ? strlen(headers) : 0),
                         piece(conn, strlen(conn)), piece(body, len) };
   return sendv(c, pieces, 4);
 }
@@ -197,12 +224,13 @@ int srv_respond(struct srv_conn *c, int status, const char *headers, const char 
 /* The head of a chunked answer waits for the first chunk: one write, and the client wakes
    once, for the first event of a stream. */
 int srv_start(struct srv_conn *c, int status, const char *headers) {
-  char head[512];
+  char head[128];
   if (c->closing || c->lingering) return -1;
   c->chunked = 1;
-  int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nTransfer-Encoding: chunked\r\n%s", status,
-                   srv_status_text(status), c->keep_alive && !c->s->stopped ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
-  if (buf_add(&c->held, head, (size_t)n) != 0 || (headers && buf_add(&c->held, headers, strlen(headers)) != 0) ||
+  size_t n = status_line(head, status);
+  n += put_str(head + n, "Transfer-Encoding: chunked\r\n");
+  n += put_str(head + n, c->keep_alive && !c->s->stopped ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+  if (buf_add(&c->held, head, n) != 0 || (headers && buf_add(&c->held, headers, strlen(headers)) != 0) ||
       buf_add(&c->held, "\r\n", 2) != 0) {
     conn_close(c);
     return -1;
@@ -217,7 +245,8 @@ int srv_writev(struct srv_conn *c, const char *const *p, const size_t *n, int co
   if (count < 1 || count > SRV_PIECES_MAX) return -1;
   for (int i = 0; i < count; i++) len += n[i], pieces[i + 1] = piece(p[i], n[i]);
   if (len == 0) return c->over_high;   /* an empty chunk would end the answer */
-  pieces[0] = piece(size, (size_t)snprintf(size, sizeof size, "%zx\r\n", len));
+  size_t sn = put_num(size, len, 16);
+  pieces[0] = piece(size, sn + put_str(size + sn, "\r\n"));
   pieces[count + 1] = piece("\r\n", 2);
   if (sendv(c, pieces, count + 2) != 0) return -1;
   if (c->queued > c->s->cfg.write_high) c->over_high = 1;

@@ -37,7 +37,9 @@ struct queued { size_t type_len, data_len, id_len; long retry; };
 enum { S_OPTS = 1, S_URL, S_BODY, S_METHOD, S_ON_EVENT, S_HEADERS, S_CALL, S_RES };
 
 static void push_headers(lua_State *L, const char *p, size_t n) {
-  lua_newtable(L);
+  int lines = 0;   /* the table is made its final size at once */
+  for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))); q++) lines++;
+  lua_createtable(L, 0, lines);
   for (const char *end = p + n; p < end;) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     const char *colon = memchr(p, ':', (size_t)((eol ? eol : end) - p));
@@ -158,32 +160,43 @@ static void push_head(lua_State *L, struct call *c) {
   buf_free(&c->head);
 }
 
-/* The headers table as "Name: value" lines in a userdata array (freed by the GC). */
-static const char **header_lines(lua_State *L, int opts) {
-  int n = 0;
+/* One header of the table at the top, checked: its line's length, or 0 to skip it. */
+static size_t header_line_len(lua_State *L) {
+  if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) return 0;   /* false removes a header */
+  if (lua_type(L, -2) != LUA_TSTRING)   /* checked first: lua_tolstring would change the key */
+    luaL_error(L, "bad headers: use { [\"Name\"] = \"value\" }, not a list");
+  size_t kn, vn;
+  const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn);
+  if (!v || strlen(k) != kn || strlen(v) != vn || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
+    luaL_error(L, "bad header '%s': names and values are strings without CR, LF or NUL", k);
+  return kn + 2 + vn + 1;
+}
+
+/* The headers table as "Name: value" lines in one userdata: the NULL-ended array, then
+   the text. libcurl copies the lines when the transfer starts; the caller then wipes them
+   (Authorization is among them). */
+static const char **header_lines(lua_State *L, int opts, size_t *size) {
+  size_t count = 0, text = 0, len;
   if (lua_getfield(L, opts, "headers") == LUA_TNIL) { lua_pop(L, 1); return NULL; }
   luaL_argcheck(L, lua_istable(L, -1), 1, "headers must be a table");
   int tbl = lua_gettop(L);
-  for (lua_pushnil(L); lua_next(L, tbl); lua_pop(L, 1)) n++;
-  const char **lines = lua_newuserdatauv(L, sizeof *lines * (size_t)(n + 1), 1);
-  lua_newtable(L);   /* keeps the line strings alive */
-  lua_setiuservalue(L, -2, 1);
-  lua_getiuservalue(L, -1, 1);
-  int keep = lua_gettop(L), i = 0;
+  for (lua_pushnil(L); lua_next(L, tbl); lua_pop(L, 1))
+    if ((len = header_line_len(L)) > 0) count++, text += len;
+  *size = sizeof(char *) * (count + 1) + text;
+  const char **lines = lua_newuserdatauv(L, *size, 0);
+  char *t = (char *)(lines + count + 1);
+  size_t i = 0;
   for (lua_pushnil(L); lua_next(L, tbl); lua_pop(L, 1)) {
-    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) continue;   /* false removes a header */
-    if (lua_type(L, -2) != LUA_TSTRING)   /* checked first: lua_tostring would change the key */
-      luaL_error(L, "bad headers: use { [\"Name\"] = \"value\" }, not a list");
-    const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-    if (!v || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
-      luaL_error(L, "bad header '%s': names and values are strings without CR or LF", k);
-    lua_pushfstring(L, "%s: %s", k, v);
-    lines[i++] = lua_tostring(L, -1);
-    lua_rawseti(L, keep, i);
+    if (header_line_len(L) == 0) continue;
+    size_t kn, vn;
+    const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn);
+    lines[i++] = t;
+    memcpy(t, k, kn), t += kn;
+    *t++ = ':', *t++ = ' ';
+    memcpy(t, v, vn + 1), t += vn + 1;
   }
   lines[i] = NULL;
-  lua_pop(L, 1);       /* the keep table; the userdata stays on the stack */
-  lua_replace(L, tbl); /* and takes the headers table's slot */
+  lua_replace(L, tbl);   /* the userdata takes the headers table's slot */
   return lines;
 }
 
@@ -194,7 +207,8 @@ static const char *const request_options[] = {
 
 /* The options table -> rq, the callback's slot and max_body; values Lua must keep alive
    stay on the stack. */
-static void read_request(lua_State *L, struct http_request *rq, int *on_event, size_t *max_body) {
+static void read_request(lua_State *L, struct http_request *rq, int *on_event, size_t *max_body,
+                         size_t *headers_size) {
   api_check_options(L, 1, request_options);
   lua_settop(L, 1);
   lua_getfield(L, 1, "url");                  /* slot 2 */
@@ -206,7 +220,7 @@ static void read_request(lua_State *L, struct http_request *rq, int *on_event, s
   lua_getfield(L, 1, "on_event");             /* slot 5 */
   luaL_argcheck(L, lua_isnil(L, 5) || lua_isfunction(L, 5), 1, "on_event must be a function");
   *on_event = lua_isnil(L, 5) ? 0 : 5;
-  rq->headers = header_lines(L, 1);           /* slot 6, if any */
+  rq->headers = header_lines(L, 1, headers_size);   /* slot 6, if any */
   rq->timeout_ms = (long)api_opt_int(L, 1, "timeout_ms", 0, 0);
   rq->connect_timeout_ms = (long)api_opt_int(L, 1, "connect_timeout_ms", 0, 0);
   rq->idle_timeout_ms = (long)api_opt_int(L, 1, "idle_timeout_ms", 0, 0);
@@ -300,8 +314,8 @@ static int pump(lua_State *L, int status, lua_KContext ctx) {
 static int l_http_request(lua_State *L) {
   struct http_request rq = { 0 };
   int on_event;
-  size_t max_body;
-  read_request(L, &rq, &on_event, &max_body);
+  size_t max_body, headers_size = 0;
+  read_request(L, &rq, &on_event, &max_body, &headers_size);
   lua_settop(L, S_HEADERS);
   struct call *c = lua_newuserdatauv(L, sizeof *c, 0);
   memset(c, 0, sizeof *c);
@@ -310,9 +324,11 @@ static int l_http_request(lua_State *L) {
   c->sse_mode = on_event != 0;
   luaL_setmetatable(L, MT_HTTP_CALL);
   lua_toclose(L, S_CALL);
-  lua_newtable(L);   /* S_RES */
+  lua_createtable(L, 0, 4);   /* S_RES */
   struct http_sink sink = { on_head, on_data, on_done, c };
-  if (!(c->x = http_start(&rq, &sink, &c->err))) return push_outcome(L, c, rq.url);
+  c->x = http_start(&rq, &sink, &c->err);
+  if (rq.headers) secure_zero((void *)rq.headers, headers_size);   /* libcurl has its copy */
+  if (!c->x) return push_outcome(L, c, rq.url);
   return pump(L, 0, 0);
 }
 

@@ -26,7 +26,9 @@ static struct lreq *check_req(lua_State *L) { return luaL_checkudata(L, 1, MT_RE
 /* --- the server's callbacks (inside libuv: they only store, spawn and wake) */
 
 static void push_headers(lua_State *L, const struct srv_request *rq) {
-  lua_newtable(L);
+  int n = 0;   /* pairs: the table is made its final size at once */
+  for (const char *p = rq->headers, *end = p + rq->headers_len; p < end; p++) n += *p == '\0';
+  lua_createtable(L, 0, n / 2);
   for (const char *p = rq->headers, *end = p + rq->headers_len; p < end;) {
     const char *v = p + strlen(p) + 1;
     if (v >= end) break;

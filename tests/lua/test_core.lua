@@ -164,6 +164,8 @@ return {
     assert(not ok and err:find("bad header"), err)
     ok, err = pcall(core.http.request, { url = "http://127.0.0.1:9/", headers = { "Authorization: x" } })
     assert(not ok and err:find("not a list"), err)
+    ok, err = pcall(core.http.request, { url = "http://127.0.0.1:9/", headers = { ["X"] = "a\0b" } })
+    assert(not ok and err:find("without CR, LF or NUL"), err)
   end,
   ["http: invalid option values are argument errors naming the option"] = function()
     local url = "http://127.0.0.1:9/"
