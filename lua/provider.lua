@@ -11,7 +11,7 @@ local provider = {}
 local MS = "ms"
 local SCHEMA = {
   name = "string", description = "string", api = "string", auth = "string",
-  base_url = "string", default_model = "string",
+  base_url = "string", default_model = "string", messages_path = "string",
   base_url_env = "names", api_key_env = "names", model_env = "names",
   headers = "headers", hints = "table", explain = "function", chat_request = "function",
   regions = "regions",

@@ -61,6 +61,7 @@ return {
   base_url_env = { "KIMI_CODE_BASE_URL", "KIMI_BASE_URL" },
   api_key_env = { "KIMI_API_KEY" },          -- a static key instead of the OAuth login
   default_model = "kimi-for-coding",
+  messages_path = "/messages?beta=true",   -- Anthropic's Messages API, spoken natively (serve)
   model_env = { "KIMI_MODEL_NAME" },
   regions = {
     ["mainland-cn"] = { oauth = "https://auth.kimi.com", api = "https://api.kimi.com/coding/v1" },

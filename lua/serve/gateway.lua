@@ -4,6 +4,7 @@ local auth = require "auth"
 local client = require "client"
 local config = require "config"
 local core = require "core"
+local anthropic = require "wire.anthropic"
 local openai = require "wire.openai"
 local provider = require "provider"
 
@@ -21,10 +22,12 @@ local function with(base, extra)
   return h
 end
 
--- An answer in OpenAI's error shape; true (the request is answered).
+-- An error answer in the dialect of the route (OpenAI's, or Anthropic's for /v1/messages);
+-- true (the request is answered).
 local function fail(ctx, status, message, kind, code)
   ctx.status = status
-  local doc = { error = { message = message, type = kind or "invalid_request_error", code = code } }
+  local doc = ctx.dialect == "anthropic" and anthropic.error_doc(status, message)
+    or { error = { message = message, type = kind or "invalid_request_error", code = code } }
   local body = core.json.encode(doc)
   ctx.bytes = #body
   ctx.res:respond(status, with(JSON, ctx.cors), body)
@@ -70,49 +73,162 @@ local function upstream_id(res)
   return h["x-request-id"] or h["msh-request-id"] or h["request-id"]
 end
 
--- POST /v1/chat/completions: the body through the provider's mapping to its upstream, and
--- the answer back, streamed as it arrives when the client asked for a stream.
-local function chat_completions(ctx, req)
-  local body = core.json.decode(req.body)
-  if type(body) ~= "table" or getmetatable(body) == core.json.array_mt then
-    return fail(ctx, 400, "the request body must be a JSON object")
-  end
-  if type(body.model) ~= "string" or body.model == "" then return fail(ctx, 400, "model is required") end
-  local name, model = config.resolve_model(body.model, provider.exists)
+-- The provider and model a request names -> p, model; nil once a 404 is answered.
+local function pick(ctx, id)
+  local name, model = config.resolve_model(id, provider.exists)
   local ok, p = pcall(provider.load, name)
-  if not ok or not p then return fail(ctx, 404, ("no provider '%s' for model '%s'"):format(name, body.model), nil, "model_not_found") end
-  body.model = model or provider.default_model(p)
-  ctx.provider, ctx.model = p.name, body.model
-  openai.prepare(p, body)
+  if not ok or not p then
+    fail(ctx, 404, ("no provider '%s' for model '%s'"):format(name, id), nil, "model_not_found")
+    return nil
+  end
+  model = model or provider.default_model(p)
+  ctx.provider, ctx.model = p.name, model
+  return p, model
+end
+
+-- A failure inside a stream the client already has: an error event in its dialect.
+local function stream_error(ctx, res, message, kind)
+  local frame = ctx.dialect == "anthropic"
+    and ("event: error\ndata: %s\n\n"):format(core.json.encode(anthropic.error_doc(502, message)))
+    or sse_frame({ event = "", data = core.json.encode({ error = { message = message, type = "upstream_error", code = kind } }) })
+      .. "data: [DONE]\n\n"
+  ctx.bytes = ctx.bytes + #frame
+  ctx.note = kind
+  res:write(frame)
+end
+
+-- One upstream call and its answer to the client: events relayed as they arrive when a
+-- stream was asked for, else the whole answer. call: client.request's req (no on_event).
+-- tr (a translation, optional): tr.event(ev) -> false to stop, tr.finish(up_failed, message),
+-- tr.answer(up) -> status, content type, body of a whole answer.
+local function forward(ctx, p, call, stream, tr)
   local started, res = false, ctx.res
-  local stream = body.stream == true
-  local up, err, kind, hint = client.request(p, {
-    path = "/chat/completions", body = body,
-    headers = stream and { Accept = "text/event-stream" } or nil,
-    on_event = stream and function(ev)
-      if not started then
-        started, ctx.status, ctx.ttfb = true, 200, core.proc.now() - ctx.t0
-        if not res:start(200, with(SSE, ctx.cors)) then return false end
-      end
-      if not relay(ctx, res, ev) then return false end   -- the client has gone: stop upstream
-    end or nil,
-  }, { profile = ctx.profile })
+  call.on_event = stream and function(ev)
+    if not started then
+      started, ctx.status, ctx.ttfb = true, 200, core.proc.now() - ctx.t0
+      if not res:start(200, with(SSE, ctx.cors)) then return false end
+    end
+    if not (tr and tr.event or relay)(ctx, res, ev) then return false end   -- the client has gone
+  end or nil
+  local up, err, kind, hint = client.request(p, call, { profile = ctx.profile })
   ctx.upstream_id = upstream_id(up)
   if started then   -- the stream is the client's: a failure is told inside it
-    if not up and not res:closed() then
-      local frame = sse_frame({ event = "", data = core.json.encode({ error = {
-        message = err .. (hint and (" " .. hint) or ""), type = "upstream_error", code = kind } }) }) ..
-        "data: [DONE]\n\n"
-      ctx.bytes = ctx.bytes + #frame
-      res:write(frame)
-      ctx.note = kind
+    if not res:closed() then
+      local message = not up and (err .. (hint and (" " .. hint) or ""))
+      if tr then tr.finish(ctx, res, message, kind)
+      elseif message then stream_error(ctx, res, message, kind) end
     end
     return res:finish()
   end
   if not up then return transport_error(ctx, err, kind, hint) end
   if up.status < 200 or up.status > 299 then return upstream_error(ctx, p, up) end
-  ctx.status, ctx.bytes, ctx.ttfb = up.status, #up.body, core.proc.now() - ctx.t0
-  res:respond(up.status, with({ ["Content-Type"] = up.headers["content-type"] or "application/json" }, ctx.cors), up.body)
+  local status, ctype, body = up.status, up.headers["content-type"] or "application/json", up.body
+  if tr then status, ctype, body = tr.answer(ctx, up, stream) end
+  ctx.status, ctx.bytes, ctx.ttfb = status, #body, core.proc.now() - ctx.t0
+  res:respond(status, with({ ["Content-Type"] = ctype }, ctx.cors), body)
+end
+
+-- The request body as a JSON object, or nil once a 400 is answered.
+local function json_body(ctx, req)
+  local body = core.json.decode(req.body)
+  if type(body) ~= "table" or getmetatable(body) == core.json.array_mt then
+    fail(ctx, 400, "the request body must be a JSON object")
+    return nil
+  end
+  if type(body.model) ~= "string" or body.model == "" then
+    fail(ctx, 400, "model is required")
+    return nil
+  end
+  return body
+end
+
+-- POST /v1/chat/completions: the body through the provider's mapping to its upstream, and
+-- the answer back, streamed as it arrives when the client asked for a stream.
+local function chat_completions(ctx, req)
+  local body = json_body(ctx, req)
+  if not body then return true end
+  local p, model = pick(ctx, body.model)
+  if not p then return true end
+  body.model = model
+  openai.prepare(p, body)
+  local stream = body.stream == true
+  return forward(ctx, p, { path = "/chat/completions", body = body,
+                           headers = stream and { Accept = "text/event-stream" } or nil }, stream)
+end
+
+-- The translation of an OpenAI upstream's answer into Anthropic's Messages, for forward().
+local function messages_translation(model)
+  local t, tr, done = {}, nil, false
+  local function emit_to(ctx, res)
+    return function(name, doc)
+      local frame = ("event: %s\ndata: %s\n\n"):format(name, core.json.encode(doc))
+      ctx.bytes = ctx.bytes + #frame
+      return res:write(frame)
+    end
+  end
+  function t.event(ctx, res, ev)
+    tr = tr or anthropic.stream(model, emit_to(ctx, res))
+    if ev.data == "[DONE]" then done = true; return tr:finish() end
+    local doc = core.json.decode(ev.data)
+    return doc == nil or tr:chunk(doc)
+  end
+  function t.finish(ctx, res, message, kind)
+    tr = tr or anthropic.stream(model, emit_to(ctx, res))
+    if message then ctx.note = kind; tr:fail(502, message)
+    elseif not done then tr:finish() end
+  end
+  function t.answer(ctx, up, stream)
+    local doc = core.json.decode(up.body)
+    if type(doc) ~= "table" then
+      ctx.note = "bad_answer"
+      return 502, "application/json", core.json.encode(anthropic.error_doc(502,
+        ("%s answered %d with a body that is not a JSON chat completion"):format(ctx.provider, up.status)))
+    end
+    local msg = anthropic.from_openai(doc, model)
+    if not stream then return 200, "application/json", core.json.encode(msg) end
+    -- a whole answer where a stream was asked for: told as a stream all the same
+    local frames = {}
+    local s = anthropic.stream(model, function(name, doc)
+      frames[#frames + 1] = ("event: %s\ndata: %s\n\n"):format(name, core.json.encode(doc))
+    end)
+    s:chunk(anthropic.as_chunk(doc))
+    s:finish()
+    return 200, "text/event-stream", table.concat(frames)
+  end
+  return t
+end
+
+-- POST /v1/messages: Anthropic's Messages API. A provider that speaks it (messages_path)
+-- gets the request as it came, with fresh auth; any other gets it translated to chat
+-- completions, and its answer translated back.
+local function messages(ctx, req)
+  local body = json_body(ctx, req)
+  if not body then return true end
+  local p, model = pick(ctx, body.model)
+  if not p then return true end
+  body.model = model
+  local stream = body.stream == true
+  if p.messages_path then
+    local h = req.headers
+    return forward(ctx, p, { path = p.messages_path, body = body, headers = {
+      ["anthropic-version"] = h["anthropic-version"] or "2023-06-01", ["anthropic-beta"] = h["anthropic-beta"],
+      Accept = stream and "text/event-stream" or nil } }, stream)
+  end
+  local chat, why = anthropic.to_openai(body)
+  if not chat then return fail(ctx, 400, why) end
+  openai.prepare(p, chat)
+  return forward(ctx, p, { path = "/chat/completions", body = chat,
+                           headers = stream and { Accept = "text/event-stream" } or nil },
+                 stream, messages_translation(model))
+end
+
+-- POST /v1/messages/count_tokens: an estimate (about four bytes a token); no upstream call.
+local function count_tokens(ctx, req)
+  local body = json_body(ctx, req)
+  if not body then return true end
+  local out = core.json.encode({ input_tokens = anthropic.count_tokens(body) })
+  ctx.status, ctx.bytes = 200, #out
+  ctx.res:respond(200, with(JSON, ctx.cors), out)
 end
 
 -- The providers someone configured: the default one, those of aliases, and those with a
@@ -190,6 +306,8 @@ end
 
 local ROUTES = {
   ["/v1/chat/completions"] = { POST = chat_completions },
+  ["/v1/messages"] = { POST = messages },
+  ["/v1/messages/count_tokens"] = { POST = count_tokens },
   ["/v1/models"] = { GET = list_models },
   ["/healthz"] = { GET = health },
 }
@@ -280,7 +398,8 @@ end
 -- settings: { key_hash, allow_origins = set, allow_hosts = set, log_format, profile }
 function gateway.handler(s)
   return function(req, res)
-    local ctx = { res = res, t0 = core.proc.now(), method = req.method, path = req.path, bytes = 0, profile = s.profile }
+    local ctx = { res = res, t0 = core.proc.now(), method = req.method, path = req.path, bytes = 0, profile = s.profile,
+                  dialect = req.path:find("^/v1/messages") and "anthropic" or "openai" }
     in_flight = in_flight + 1
     pace_gc()
     -- logged however the request ends (an error is answered 500 by the server)

@@ -24,6 +24,10 @@ The chat endpoint answers according to the last user message (a string or {type:
            arguments streamed in two fragments; finish_reason "tool_calls"
   other    "Hello", " from", " Kimi", stop, [DONE]; not streamed: "OK" (finish_reason "length")
 A role "tool" message anywhere in the request wins: the answer is "tool said: <its content>".
+The Anthropic endpoint (POST /coding/v1/messages?beta=true, anthropic-version required) answers
+the same prompts in Messages' shape: "tool" calls the first tool with {"city": "Paris"} (its
+input streamed as two input_json_delta fragments), a tool_result block wins as above, and any
+other prompt is "Hello from Kimi" (three text deltas when streamed); usage is always given.
 stream_options.include_usage puts usage in the final chunk. Every answer has x-request-id: fake-N.
 /_stats also counts: chat_calls (requests to the chat endpoint, refused ones included),
 streams_started, streams_finished ([DONE] sent), streams_broken (a write failed: the client went
@@ -41,7 +45,7 @@ STATE = {"lock": threading.Lock(), "n": 0, "access": {}, "refresh": set(), "devi
          "ids": 0, "stats": {"refresh_calls": 0, "refresh_ok": 0, "device_auth": 0, "device_polls": 0,
                              "chat_calls": 0, "streams_started": 0, "streams_finished": 0, "streams_broken": 0,
                              "streams_cut": 0, "streams_active": 0, "max_concurrent_streams": 0,
-                             "client_keys_forwarded": 0}}
+                             "client_keys_forwarded": 0, "messages_calls": 0}}
 OPTS = {}
 
 
@@ -183,6 +187,8 @@ class Kimi(Handler):
         with STATE["lock"]:
             if r == "/coding/v1/chat/completions":
                 STATE["stats"]["chat_calls"] += 1
+            if r.startswith("/coding/v1/messages"):
+                STATE["stats"]["messages_calls"] += 1
             if self.headers.get("x-api-key") is not None or (
                     auth is not None and (auth[7:] if auth.startswith("Bearer ") else "") not in STATE["access"]):
                 STATE["stats"]["client_keys_forwarded"] += 1
@@ -200,6 +206,8 @@ class Kimi(Handler):
                             "window": {"duration": 300, "timeUnit": "MINUTE"}}]})
         if r == "/coding/v1/chat/completions":
             return self.chat(body)
+        if r.startswith("/coding/v1/messages"):
+            return self.messages(body)
         self.send_json(404, {"error": {"message": "not found: " + r}})
 
     def chat(self, body):
@@ -237,6 +245,62 @@ class Kimi(Handler):
                                                        finish, len(words)))
         usage = (req.get("stream_options") or {}).get("include_usage")
         self.stream_answer([{"content": w} for w in words], finish, usage, interval)
+
+    def messages(self, body):
+        """Kimi's Anthropic endpoint, in Messages' shape."""
+        if self.route != "/coding/v1/messages?beta=true":
+            return self.send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": "use ?beta=true"}})
+        if not self.headers.get("anthropic-version"):
+            return self.send_json(400, {"type": "error", "error": {"type": "invalid_request_error",
+                                                                   "message": "anthropic-version header is required"}})
+        req = json.loads(body or b"{}")
+        msgs = req.get("messages") or []
+        last = msgs[-1] if msgs else {}
+        content = last.get("content")
+        blocks = content if isinstance(content, list) else [{"type": "text", "text": content or ""}]
+        results = [b for b in blocks if b.get("type") == "tool_result"]
+        prompt = "".join(b.get("text", "") for b in blocks if b.get("type") == "text").strip()
+        mid = "msg_" + self.request_id.replace("-", "_")
+        usage = {"input_tokens": 12, "output_tokens": 3}
+        if results:
+            r = results[-1].get("content")
+            out = [{"type": "text", "text": "tool said: " + (r if isinstance(r, str) else text_of(r))}]
+            stop = "end_turn"
+        elif prompt == "tool":
+            name = ((req.get("tools") or [{}])[0]).get("name") or "get_weather"
+            out = [{"type": "tool_use", "id": "toolu_" + self.request_id.replace("-", "_"), "name": name,
+                    "input": {"city": "Paris"}}]
+            stop = "tool_use"
+        else:
+            out = [{"type": "text", "text": "Hello from Kimi"}]
+            stop = "end_turn"
+        message = {"id": mid, "type": "message", "role": "assistant", "model": req.get("model", ""),
+                   "content": out, "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        if not req.get("stream"):
+            return self.send_json(200, message)
+        self.start_stream()
+
+        def ev(name, doc):
+            self.chunk("event: %s\ndata: %s\n\n" % (name, json.dumps(doc)))
+        ev("message_start", {"type": "message_start", "message": dict(message, content=[], stop_reason=None,
+                                                                          usage={"input_tokens": 12, "output_tokens": 0})})
+        for i, b in enumerate(out):
+            if b["type"] == "text":
+                ev("content_block_start", {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})
+                for piece in (["Hello", " from", " Kimi"] if b["text"] == "Hello from Kimi" else [b["text"]]):
+                    ev("content_block_delta", {"type": "content_block_delta", "index": i,
+                                               "delta": {"type": "text_delta", "text": piece}})
+            else:
+                ev("content_block_start", {"type": "content_block_start", "index": i,
+                                           "content_block": dict(b, input={})})
+                for piece in ['{"city": ', '"Paris"}']:
+                    ev("content_block_delta", {"type": "content_block_delta", "index": i,
+                                               "delta": {"type": "input_json_delta", "partial_json": piece}})
+            ev("content_block_stop", {"type": "content_block_stop", "index": i})
+        ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                             "usage": {"output_tokens": 3}})
+        ev("message_stop", {"type": "message_stop"})
+        self.end_stream()
 
     def completion(self, message, finish, tokens):
         return {"id": "chatcmpl-" + self.request_id, "object": "chat.completion", "created": int(time.time()),

@@ -6,6 +6,9 @@
   json     answers with one JSON completion instead of a stream
   error500 answers 500 with an OpenAI-style error
   slow     sends nothing for 5 s, then the answer
+  tool     streams a call of get_weather with {"city": "Paris"}: id and name first, then the
+           arguments in two fragments; finish_reason "tool_calls". Not streamed: one JSON answer.
+A role "tool" message in the request wins: "tool said: <its content>", streamed as one word.
 The key must be "test-key" (else 401, as OpenAI answers).
 Some GET paths answer in ways a client must cope with:
   /_dup       a JSON answer with the header X-Dup twice ("a", then "b")
@@ -74,6 +77,9 @@ class OpenAI(Handler):
                 {"index": 0, "message": {"role": "assistant", "content": "whole answer"}, "finish_reason": "stop"}]})
         if model == "slow":
             time.sleep(5)
+        results = [m for m in req.get("messages") or [] if m.get("role") == "tool"]
+        if model == "tool" and not results:
+            return self.tool_call(req)
         self.start_stream()
         self.chunk(": keep-alive comment\n\n")
         if model == "garbage":
@@ -83,6 +89,8 @@ class OpenAI(Handler):
             self.event(chunk_doc(model, "first"))
             RELEASE.wait(20)
             self.event(chunk_doc(model, " second"))
+        elif results:
+            self.event(chunk_doc(model, "tool said: " + str(results[-1].get("content"))))
         elif model == "cut":
             self.event(chunk_doc(model, WORDS[0]))
             self.event(chunk_doc(model, WORDS[1]))
@@ -92,6 +100,24 @@ class OpenAI(Handler):
                 self.event(chunk_doc(model, w))
         self.event(chunk_doc(model, finish="stop",
                              usage={"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}))
+        self.event("[DONE]")
+        self.end_stream()
+
+    def tool_call(self, req):
+        call = {"id": "call_fake_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+        if not req.get("stream"):
+            return self.send_json(200, {"id": "c2", "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                 "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 3, "completion_tokens": 7, "total_tokens": 10}})
+        self.start_stream()
+        first = {"index": 0, "id": call["id"], "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+        for delta in [{"role": "assistant", "tool_calls": [first]},
+                      {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+                      {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}]:
+            self.event({"id": "chatcmpl-2", "object": "chat.completion.chunk", "model": "tool",
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        self.event(chunk_doc("tool", finish="tool_calls",
+                             usage={"prompt_tokens": 3, "completion_tokens": 7, "total_tokens": 10}))
         self.event("[DONE]")
         self.end_stream()
 

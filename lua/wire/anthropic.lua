@@ -1,0 +1,370 @@
+-- Anthropic's Messages API in OpenAI's chat completions and back: the request one way, the
+-- answer and the stream the other. Pure functions of decoded JSON, so both directions are
+-- tested without a server (tests/lua/test_anthropic.lua).
+local core = require "core"
+
+local json = core.json
+local null = json.null
+local anthropic = {}
+
+local function array(t) return setmetatable(t, json.array_mt) end
+local function is_list(v) return type(v) == "table" and (getmetatable(v) == json.array_mt or v[1] ~= nil) end
+local function str(v) return type(v) == "string" and v or nil end
+
+-- The error type Anthropic names for an HTTP status.
+local ERROR_TYPES = {
+  [400] = "invalid_request_error", [401] = "authentication_error", [402] = "billing_error",
+  [403] = "permission_error", [404] = "not_found_error", [405] = "invalid_request_error",
+  [408] = "timeout_error", [413] = "request_too_large", [429] = "rate_limit_error",
+  [529] = "overloaded_error",
+}
+function anthropic.error_type(status)
+  return ERROR_TYPES[status] or (status >= 500 and "api_error") or "invalid_request_error"
+end
+
+-- anthropic.error_doc(status, message) -> { type = "error", error = { type, message } }
+function anthropic.error_doc(status, message)
+  return { type = "error", error = { type = anthropic.error_type(status), message = message } }
+end
+
+-- --- the request: Anthropic -> OpenAI ----------------------------------------------------
+
+-- The text of a string or of a list of blocks (text blocks only).
+local function text_of(content)
+  if type(content) == "string" then return content end
+  local out = {}
+  for _, b in ipairs(is_list(content) and content or {}) do
+    if type(b) == "table" and b.type == "text" and str(b.text) then out[#out + 1] = b.text end
+  end
+  return table.concat(out, "\n\n")
+end
+
+local function image_part(b)
+  local s = type(b.source) == "table" and b.source or {}
+  local url = s.type == "base64" and str(s.media_type) and str(s.data) and ("data:%s;base64,%s"):format(s.media_type, s.data)
+    or s.type == "url" and str(s.url)
+  return url and { type = "image_url", image_url = { url = url } }
+end
+
+-- A user turn: tool results become "tool" messages (first: OpenAI wants them right after
+-- the assistant's calls), text and images one user message.
+local function add_user(msg, out)
+  if type(msg.content) == "string" then
+    out[#out + 1] = { role = "user", content = msg.content }
+    return
+  end
+  local parts = {}
+  for _, b in ipairs(msg.content) do
+    if b.type == "tool_result" then
+      local text = text_of(b.content)
+      if b.is_error == true then text = "Error: " .. text end
+      out[#out + 1] = { role = "tool", tool_call_id = str(b.tool_use_id) or "", content = text }
+    elseif b.type == "text" and str(b.text) then
+      parts[#parts + 1] = { type = "text", text = b.text }
+    elseif b.type == "image" then
+      parts[#parts + 1] = image_part(b)
+    end
+  end
+  if #parts > 0 then out[#out + 1] = { role = "user", content = array(parts) } end
+end
+
+-- An assistant turn: text, thinking (as reasoning_content) and tool_use blocks (as tool_calls,
+-- their ids kept). No content at all beside tool calls: some servers refuse an empty text.
+local function add_assistant(msg, out)
+  if type(msg.content) == "string" then
+    out[#out + 1] = { role = "assistant", content = msg.content }
+    return
+  end
+  local text, reasoning, calls = {}, {}, {}
+  for _, b in ipairs(msg.content) do
+    if b.type == "text" and str(b.text) then text[#text + 1] = b.text
+    elseif b.type == "thinking" and str(b.thinking) then reasoning[#reasoning + 1] = b.thinking
+    elseif b.type == "tool_use" then
+      local input = type(b.input) == "table" and b.input or {}
+      calls[#calls + 1] = { id = str(b.id) or "", type = "function",
+                            ["function"] = { name = str(b.name) or "", arguments = json.encode(input) } }
+    end
+  end
+  local m = { role = "assistant" }
+  if #text > 0 or #calls == 0 then m.content = table.concat(text) end
+  if #reasoning > 0 then m.reasoning_content = table.concat(reasoning) end
+  if #calls > 0 then m.tool_calls = array(calls) end
+  out[#out + 1] = m
+end
+
+local function tool_choice(tc)
+  if type(tc) ~= "table" then return nil end
+  if tc.type == "auto" then return "auto"
+  elseif tc.type == "any" then return "required"
+  elseif tc.type == "none" then return "none"
+  elseif tc.type == "tool" and str(tc.name) then return { type = "function", ["function"] = { name = tc.name } } end
+end
+
+-- What is wrong with a Messages request, naming the field; nil when it can be translated.
+local function misfit(body)
+  if type(body) ~= "table" or is_list(body) then return "the request body must be a JSON object" end
+  if type(body.model) ~= "string" or body.model == "" then return "model is required" end
+  if not is_list(body.messages) then return "messages must be an array" end
+  for i, m in ipairs(body.messages) do
+    if type(m) ~= "table" or (m.role ~= "user" and m.role ~= "assistant") then
+      return ("messages.%d.role must be \"user\" or \"assistant\""):format(i - 1)
+    end
+    if type(m.content) ~= "string" and not is_list(m.content) then
+      return ("messages.%d.content must be a string or an array of blocks"):format(i - 1)
+    end
+    for j, b in ipairs(type(m.content) == "table" and m.content or {}) do
+      if type(b) ~= "table" or type(b.type) ~= "string" then
+        return ("messages.%d.content.%d must be a block with a type"):format(i - 1, j - 1)
+      end
+    end
+  end
+  if body.tools ~= nil and not is_list(body.tools) then return "tools must be an array" end
+end
+
+-- anthropic.to_openai(body) -> OpenAI chat body | nil, message (a 400's)
+-- body is a Messages request. Translated: system, text, images, tool_use/tool_result,
+-- tools, tool_choice, stop_sequences, max_tokens, temperature, top_p, thinking,
+-- metadata.user_id, stream. Not carried: top_k, cache_control (OpenAI has no place for it).
+function anthropic.to_openai(body)
+  local why = misfit(body)
+  if why then return nil, why end
+  local messages = {}
+  local system = text_of(body.system)
+  if system ~= "" then messages[1] = { role = "system", content = system } end
+  for _, m in ipairs(body.messages) do
+    if m.role == "user" then add_user(m, messages) else add_assistant(m, messages) end
+  end
+  local out = {
+    model = body.model, messages = array(messages),
+    max_completion_tokens = math.tointeger(body.max_tokens),
+    temperature = tonumber(body.temperature), top_p = tonumber(body.top_p),
+    stop = is_list(body.stop_sequences) and body.stop_sequences or nil,
+    tool_choice = tool_choice(body.tool_choice),
+    user = type(body.metadata) == "table" and str(body.metadata.user_id) or nil,
+  }
+  if type(body.tool_choice) == "table" and body.tool_choice.disable_parallel_tool_use == true then
+    out.parallel_tool_calls = false
+  end
+  if type(body.thinking) == "table" then
+    out.thinking = { type = body.thinking.type == "enabled" and "enabled" or "disabled" }
+  end
+  local tools = {}
+  for _, t in ipairs(body.tools or {}) do
+    if type(t) == "table" and str(t.name) and (t.type == nil or t.type == "custom") then
+      tools[#tools + 1] = { type = "function", ["function"] = {
+        name = t.name, description = str(t.description),
+        parameters = type(t.input_schema) == "table" and t.input_schema or { type = "object" } } }
+    end
+  end
+  if #tools > 0 then out.tools = array(tools) end
+  if body.stream == true then
+    out.stream, out.stream_options = true, { include_usage = true }
+  end
+  return out
+end
+
+-- --- the answer: OpenAI -> Anthropic -----------------------------------------------------
+
+local STOP = { stop = "end_turn", length = "max_tokens", tool_calls = "tool_use", function_call = "tool_use",
+               content_filter = "refusal" }
+local function stop_reason(finish) return STOP[finish] or (finish and "end_turn") or null end
+
+local function usage_of(u)
+  u = type(u) == "table" and u or {}
+  local details = type(u.prompt_tokens_details) == "table" and u.prompt_tokens_details or {}
+  local cached = math.tointeger(u.cached_tokens) or math.tointeger(details.cached_tokens) or 0
+  return { input_tokens = (math.tointeger(u.prompt_tokens) or 0) - cached,
+           output_tokens = math.tointeger(u.completion_tokens) or 0,
+           cache_read_input_tokens = cached }
+end
+
+local function decode_input(arguments)
+  local input = json.decode(arguments or "")
+  if type(input) ~= "table" or is_list(input) then input = {} end
+  return input
+end
+
+local function message_id(id)
+  id = (str(id) or ""):gsub("[^%w_-]", "")
+  return "msg_" .. (id ~= "" and id or core.proc.random_hex(12))
+end
+
+-- anthropic.from_openai(doc, model) -> a Messages answer, from a chat completion
+function anthropic.from_openai(doc, model)
+  local choice = type(doc) == "table" and is_list(doc.choices) and doc.choices[1] or {}
+  local m = type(choice.message) == "table" and choice.message or {}
+  local content = {}
+  if str(m.reasoning_content) and m.reasoning_content ~= "" then
+    content[#content + 1] = { type = "thinking", thinking = m.reasoning_content, signature = "" }
+  end
+  if str(m.content) and m.content ~= "" then content[#content + 1] = { type = "text", text = m.content } end
+  for _, c in ipairs(is_list(m.tool_calls) and m.tool_calls or {}) do
+    local f = type(c["function"]) == "table" and c["function"] or {}
+    content[#content + 1] = { type = "tool_use", id = str(c.id) or "", name = str(f.name) or "",
+                              input = decode_input(f.arguments) }
+  end
+  return { id = message_id(doc.id), type = "message", role = "assistant", model = model,
+           content = array(content), stop_reason = stop_reason(choice.finish_reason), stop_sequence = null,
+           usage = usage_of(doc.usage) }
+end
+
+-- anthropic.as_chunk(doc) -> a chat completion as one stream chunk (its message as the delta)
+function anthropic.as_chunk(doc)
+  local choice = type(doc) == "table" and is_list(doc.choices) and doc.choices[1] or {}
+  local m = type(choice.message) == "table" and choice.message or {}
+  local delta = { content = m.content, reasoning_content = m.reasoning_content }
+  if is_list(m.tool_calls) then
+    delta.tool_calls = {}
+    for k, c in ipairs(m.tool_calls) do
+      delta.tool_calls[k] = { index = k - 1, id = c.id, ["function"] = c["function"] }
+    end
+  end
+  return { id = type(doc) == "table" and doc.id or nil, usage = type(doc) == "table" and doc.usage or nil,
+           choices = { { index = 0, delta = delta, finish_reason = choice.finish_reason } } }
+end
+
+-- --- the stream: OpenAI chunks -> Anthropic events ---------------------------------------
+-- Blocks open and close one at a time, in order. The first tool call streams its arguments
+-- as they come (input_json_delta); fragments of any other call are gathered and that call
+-- is sent whole once the open one is closed, so calls whose fragments interleave still
+-- come out as exactly one well-formed block each, with their ids.
+
+local Stream = {}
+Stream.__index = Stream
+
+-- anthropic.stream(model, emit) -> translator; emit(event_name, doc) writes one event and
+-- returns false when the client has gone. translator:chunk(doc) for each OpenAI chunk,
+-- translator:finish() at [DONE] (or the end), translator:fail(status, message) on a failure.
+function anthropic.stream(model, emit)
+  return setmetatable({ model = model, emit = emit, index = -1, open = nil, calls = {}, order = {},
+                        live = nil, held_text = {}, stop = nil, usage = nil, ok = true }, Stream)
+end
+
+function Stream:send(name, doc)
+  if self.ok and self.emit(name, doc) == false then self.ok = false end
+  return self.ok
+end
+
+function Stream:start(id)
+  if self.started then return end
+  self.started = true
+  self:send("message_start", { type = "message_start", message = {
+    id = message_id(id), type = "message", role = "assistant", model = self.model, content = array({}),
+    stop_reason = null, stop_sequence = null, usage = { input_tokens = 0, output_tokens = 0 } } })
+  self:send("ping", { type = "ping" })
+end
+
+function Stream:close_block()
+  if not self.open then return end
+  self:send("content_block_stop", { type = "content_block_stop", index = self.index })
+  self.open = nil
+end
+
+function Stream:open_block(kind, block)
+  self:close_block()
+  self.index = self.index + 1
+  self.open = kind
+  self:send("content_block_start", { type = "content_block_start", index = self.index, content_block = block })
+end
+
+function Stream:text(kind, text)
+  if text == "" then return end
+  if self.live then   -- a tool call is streaming: the text follows it
+    self.held_text[#self.held_text + 1] = { kind, text }
+    return
+  end
+  if self.open ~= kind then
+    self:open_block(kind, kind == "thinking" and { type = "thinking", thinking = "", signature = "" }
+      or { type = "text", text = "" })
+  end
+  self:send("content_block_delta", { type = "content_block_delta", index = self.index,
+    delta = kind == "thinking" and { type = "thinking_delta", thinking = text } or { type = "text_delta", text = text } })
+end
+
+-- One fragment of tool call i: its id and name (first fragment), then argument pieces.
+function Stream:tool(part)
+  local i = math.tointeger(part.index) or 0
+  local f = type(part["function"]) == "table" and part["function"] or {}
+  local call = self.calls[i]
+  if not call then
+    call = { id = "", name = "", args = {}, sent = 0 }
+    self.calls[i] = call
+    self.order[#self.order + 1] = i
+  end
+  if str(part.id) and part.id ~= "" then call.id = part.id end
+  if str(f.name) then call.name = call.name .. f.name end
+  if str(f.arguments) and f.arguments ~= "" then call.args[#call.args + 1] = f.arguments end
+  if self.live == nil and not call.done and call.name ~= "" then   -- the first named call streams
+    self.live = i
+    self:open_block("tool_use", { type = "tool_use", id = call.id, name = call.name, input = {} })
+  end
+  if self.live == i then self:pour(call) end
+end
+
+-- The arguments of the live call that have not gone out yet.
+function Stream:pour(call)
+  for k = call.sent + 1, #call.args do
+    self:send("content_block_delta", { type = "content_block_delta", index = self.index,
+      delta = { type = "input_json_delta", partial_json = call.args[k] } })
+  end
+  call.sent = #call.args
+end
+
+function Stream:chunk(doc)
+  if type(doc) ~= "table" then return self.ok end
+  self:start(doc.id)
+  if type(doc.usage) == "table" then self.usage = doc.usage end
+  local choice = is_list(doc.choices) and doc.choices[1]
+  if type(choice) ~= "table" then return self.ok end
+  local d = type(choice.delta) == "table" and choice.delta or {}
+  if str(d.reasoning_content) then self:text("thinking", d.reasoning_content) end
+  if str(d.content) then self:text("text", d.content) end
+  for _, part in ipairs(is_list(d.tool_calls) and d.tool_calls or {}) do
+    if type(part) == "table" then self:tool(part) end
+  end
+  if str(choice.finish_reason) then self.stop = choice.finish_reason end
+  if type(choice.usage) == "table" then self.usage = choice.usage end
+  return self.ok
+end
+
+-- The end: the open block closed, gathered calls and held text sent, then message_delta
+-- (stop reason, usage) and message_stop.
+function Stream:finish()
+  self:start(nil)
+  if self.live then
+    self.calls[self.live].done = true
+    self:close_block()
+  end
+  for _, i in ipairs(self.order) do
+    local call = self.calls[i]
+    if not call.done and call.name ~= "" then   -- a call without a name is no call
+      call.done = true
+      self:open_block("tool_use", { type = "tool_use", id = call.id, name = call.name, input = {} })
+      call.sent = 0
+      self:pour(call)
+      self:close_block()
+    end
+  end
+  self.live = nil
+  for _, t in ipairs(self.held_text) do self:text(t[1], t[2]) end
+  self:close_block()
+  local u = usage_of(self.usage)
+  self:send("message_delta", { type = "message_delta",
+    delta = { stop_reason = stop_reason(self.stop or (#self.order > 0 and "tool_calls") or "stop"), stop_sequence = null },
+    usage = u })
+  return self:send("message_stop", { type = "message_stop" })
+end
+
+-- A failure once the stream has begun: Anthropic's error event ends it.
+function Stream:fail(status, message)
+  self:start(nil)
+  return self:send("error", anthropic.error_doc(status, message))
+end
+
+-- anthropic.count_tokens(body) -> an estimate of the input tokens (about four bytes each)
+function anthropic.count_tokens(body)
+  local n = #json.encode({ body.system or "", body.messages or {}, body.tools or {} })
+  return math.max(1, (n + 3) // 4)
+end
+
+return anthropic

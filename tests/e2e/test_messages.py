@@ -1,0 +1,155 @@
+"""Anthropic's Messages API in `kimictl serve` (issue 8): the official @anthropic-ai/sdk client
+to Kimi's own Anthropic endpoint (passed through with fresh auth) and to an OpenAI-only provider
+(translated both ways), a streamed tool_use round trip each way, errors in Anthropic's shape
+(before and inside a stream), and count_tokens."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from harness import ROOT, Home, Server, check, test
+from test_auth import call, kimi_env, write_kimi_cli_file
+from test_serve import Gateway, NODE_DIR, _node_ready, request, serving, stats
+
+MESSAGES = "/v1/messages"
+ANTHROPIC = {"anthropic-version": "2023-06-01"}
+
+
+def sdk(gw, mode, model, key="local"):
+    """tests/node/anthropic_client.mjs against the gateway: its one line of JSON."""
+    if not shutil.which("node"):
+        raise AssertionError("node is needed for this test: apt-get install nodejs")
+    if not _node_ready:
+        r = subprocess.run([os.path.join(NODE_DIR, "setup.sh")], capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0, "tests/node/setup.sh failed: " + r.stderr)
+        _node_ready.append(True)
+    r = subprocess.run(["node", os.path.join(NODE_DIR, "anthropic_client.mjs"), gw.url, key, mode, model],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, "anthropic client (%s, %s) failed: %s" % (mode, model, r.stderr))
+    return json.loads(r.stdout)
+
+
+def sse(body):
+    """(event name, decoded data) of each event of an Anthropic stream."""
+    out = []
+    for block in body.decode().split("\n\n"):
+        name = data = None
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+        if name:
+            out.append((name, data))
+    return out
+
+
+def with_openai(home, srv, oai, **env):
+    write_kimi_cli_file(home, call(srv, "/_seed"), time.time() + 900)
+    return kimi_env(home, srv, OPENAI_BASE_URL=oai.url() + "/v1", OPENAI_API_KEY="test-key", **env)
+
+
+@test
+def the_anthropic_sdk_reaches_kimi_natively():
+    with serving() as s:
+        r = sdk(s.gw, "plain", "kimi-for-coding")
+        check(r == {"text": "Hello from Kimi", "stop_reason": "end_turn", "usage": {"input_tokens": 12, "output_tokens": 3}}, r)
+        r = sdk(s.gw, "stream", "kimi-for-coding")
+        check(r["text"] == "Hello from Kimi" and r["stop_reason"] == "end_turn" and r["events"] >= 8, r)
+        r = sdk(s.gw, "tool", "kimi-for-coding")
+        check(r["tool"]["name"] == "get_weather" and r["tool"]["input"] == {"city": "Paris"}, r)
+        check(r["blocks"] == 1 and r["stop_reason"] == "tool_use" and r["final"] == "tool said: sunny in Paris", r)
+        st = stats(s.srv)
+        check(st["messages_calls"] == 4 and st["chat_calls"] == 0 and st["client_keys_forwarded"] == 0, st)
+        for q in [q for q in s.srv.requests() if q["path"].startswith("/coding/v1/messages")]:
+            h = q["headers"]
+            check(q["path"] == "/coding/v1/messages?beta=true", q["path"])
+            check(h["authorization"] == "Bearer " + s.tok["access_token"] and "x-api-key" not in h, h)
+            check(h["anthropic-version"] == "2023-06-01" and h["user-agent"].startswith("kimictl/"), h)
+
+
+@test
+def the_anthropic_sdk_reaches_an_openai_provider_through_translation():
+    with Home() as home, Server("fake_kimi.py") as srv, Server("fake_openai.py") as oai:
+        with Gateway(with_openai(home, srv, oai)) as gw:
+            r = sdk(gw, "stream", "openai/echo")
+            check(r["text"] == "Hello from the fake server" and r["stop_reason"] == "end_turn", r)
+            check(r["usage"]["output_tokens"] == 5 and r["usage"]["input_tokens"] == 3, r)
+            r = sdk(gw, "plain", "openai/json")
+            check(r["text"] == "whole answer" and r["stop_reason"] == "end_turn", r)
+            r = sdk(gw, "tool", "openai/tool")
+            check(r["tool"] == {"id": "call_fake_1", "name": "get_weather", "input": {"city": "Paris"}}, r)
+            check(r["blocks"] == 1 and r["stop_reason"] == "tool_use" and r["final"] == "tool said: sunny in Paris", r)
+            posts = [json.loads(q["body"]) for q in oai.requests() if q["method"] == "POST"]
+            last = posts[-1]
+            check(last["tools"][0]["function"]["name"] == "get_weather", last)
+            roles = [m["role"] for m in last["messages"]]
+            check(roles == ["user", "assistant", "tool"], roles)
+            check(last["messages"][1]["tool_calls"][0]["id"] == "call_fake_1", last["messages"][1])
+            check(last["messages"][2] == {"role": "tool", "tool_call_id": "call_fake_1", "content": "sunny in Paris"},
+                  last["messages"][2])
+            check(stats(srv)["messages_calls"] == 0, "the kimi upstream was called")
+
+
+@test
+def a_translated_stream_is_well_formed_event_by_event():
+    with Home() as home, Server("fake_kimi.py") as srv, Server("fake_openai.py") as oai:
+        with Gateway(with_openai(home, srv, oai)) as gw:
+            body = {"model": "openai/tool", "max_tokens": 64, "stream": True,
+                    "messages": [{"role": "user", "content": "weather?"}],
+                    "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}
+            status, headers, raw = request(gw, "POST", MESSAGES, body, ANTHROPIC)
+            check(status == 200 and headers["content-type"] == "text/event-stream", (status, headers))
+            names = [n for n, _ in sse(raw)]
+            check(names == ["message_start", "ping", "content_block_start", "content_block_delta", "content_block_delta",
+                            "content_block_stop", "message_delta", "message_stop"], names)
+            events = dict((n, d) for n, d in sse(raw))
+            check(events["content_block_start"]["content_block"] == {"type": "tool_use", "id": "call_fake_1",
+                                                                     "name": "get_weather", "input": {}}, events)
+            parts = [d["delta"]["partial_json"] for n, d in sse(raw) if n == "content_block_delta"]
+            check(json.loads("".join(parts)) == {"city": "Paris"}, parts)
+            check(events["message_delta"]["delta"]["stop_reason"] == "tool_use", events["message_delta"])
+
+
+@test
+def errors_come_in_anthropic_shape_before_and_inside_a_stream():
+    with Home() as home, Server("fake_kimi.py") as srv, Server("fake_openai.py") as oai:
+        with Gateway(with_openai(home, srv, oai)) as gw:
+            status, _, raw = request(gw, "POST", MESSAGES, {"model": "openai/echo", "messages": "nope"}, ANTHROPIC)
+            doc = json.loads(raw)
+            check(status == 400 and doc["type"] == "error" and doc["error"]["type"] == "invalid_request_error", doc)
+            check("messages" in doc["error"]["message"], doc)
+            status, _, raw = request(gw, "POST", MESSAGES, {"model": "openai/error500", "max_tokens": 5,
+                                                            "messages": [{"role": "user", "content": "hi"}]}, ANTHROPIC)
+            doc = json.loads(raw)
+            check(status == 500 and doc["error"]["type"] == "api_error" and "bad day" in doc["error"]["message"], doc)
+            status, _, raw = request(gw, "POST", MESSAGES, {"model": "openai/cut", "max_tokens": 5, "stream": True,
+                                                            "messages": [{"role": "user", "content": "hi"}]}, ANTHROPIC)
+            events = sse(raw)
+            check(status == 200 and events[-1][0] == "error", events)
+            check(events[-1][1]["type"] == "error" and events[-1][1]["error"]["type"] == "api_error", events[-1])
+            texts = [d["delta"]["text"] for n, d in events if n == "content_block_delta"]
+            check(texts == ["Hello", " from"], texts)
+            # the gateway is still serving
+            status, _, raw = request(gw, "POST", MESSAGES + "/count_tokens", {"model": "openai/echo",
+                                                                            "messages": [{"role": "user", "content": "x" * 400}]}, ANTHROPIC)
+            n = json.loads(raw)["input_tokens"]
+            check(status == 200 and 100 <= n <= 130, (status, raw))
+
+
+@test
+def a_refused_key_is_an_anthropic_authentication_error():
+    with Home() as home, Server("fake_kimi.py") as srv, Server("fake_openai.py") as oai:
+        with Gateway(with_openai(home, srv, oai), "--api-key", "right-key") as gw:
+            body = {"model": "openai/json", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+            status, _, raw = request(gw, "POST", MESSAGES, body, dict(ANTHROPIC, **{"x-api-key": "wrong"}))
+            doc = json.loads(raw)
+            check(status == 401 and doc["type"] == "error" and doc["error"]["type"] == "authentication_error", doc)
+            status, _, raw = request(gw, "POST", MESSAGES, body, dict(ANTHROPIC, **{"x-api-key": "right-key"}))
+            check(status == 200 and json.loads(raw)["content"][0]["text"] == "whole answer", raw)
+            # an upstream that streams where a whole answer was asked for: a clear 502
+            status, _, raw = request(gw, "POST", MESSAGES, dict(body, model="openai/echo"),
+                                     dict(ANTHROPIC, **{"x-api-key": "right-key"}))
+            doc = json.loads(raw)
+            check(status == 502 and doc["error"]["type"] == "api_error" and "not a JSON" in doc["error"]["message"], doc)

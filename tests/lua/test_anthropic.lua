@@ -1,0 +1,231 @@
+-- Anthropic Messages <-> OpenAI chat completions (lua/wire/anthropic.lua), both ways, table-driven.
+local anthropic = require "wire.anthropic"
+local core = require "core"
+
+local json = core.json
+local enc, dec = json.encode, json.decode
+
+-- Deep equality of decoded JSON (arrays and objects alike), for the expectations below.
+local function same(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+local function expect(got, want, what)
+  local g, w = dec(enc(got)), dec(want)
+  assert(same(g, w), ("%s:\n got  %s\n want %s"):format(what, enc(got), want))
+end
+
+-- Runs OpenAI chunks (JSON texts) through the stream translator -> list of { name, doc }.
+local function translate(chunks, opts)
+  local events = {}
+  local s = anthropic.stream("m", function(name, doc) events[#events + 1] = { name, dec(enc(doc)) } end)
+  for _, c in ipairs(chunks) do s:chunk(dec(c)) end
+  if opts and opts.fail then s:fail(502, opts.fail) else s:finish() end
+  return events
+end
+
+local function names(events)
+  local out = {}
+  for _, e in ipairs(events) do out[#out + 1] = e[1] end
+  return table.concat(out, " ")
+end
+
+-- The content blocks a client rebuilds from the events (as the SDKs do), checking that every
+-- delta names a block that was started and is still open.
+local function rebuild(events)
+  local blocks, open = {}, {}
+  for _, e in ipairs(events) do
+    local name, d = e[1], e[2]
+    if name == "content_block_start" then
+      assert(blocks[d.index + 1] == nil, "block started twice: " .. d.index)
+      blocks[d.index + 1] = d.content_block
+      d.content_block.partial = ""
+      open[d.index] = true
+    elseif name == "content_block_delta" then
+      local b = assert(open[d.index] and blocks[d.index + 1], "delta for a block not open: " .. d.index)
+      if d.delta.type == "text_delta" then b.text = b.text .. d.delta.text
+      elseif d.delta.type == "thinking_delta" then b.thinking = b.thinking .. d.delta.thinking
+      elseif d.delta.type == "input_json_delta" then b.partial = b.partial .. d.delta.partial_json end
+    elseif name == "content_block_stop" then
+      assert(open[d.index], "stop for a block not open: " .. d.index)
+      open[d.index] = nil
+      local b = blocks[d.index + 1]
+      if b.type == "tool_use" then b.input = b.partial ~= "" and dec(b.partial) or {} end
+      b.partial = nil
+    end
+  end
+  assert(next(open) == nil, "a block was never stopped")
+  return blocks
+end
+
+local function chunk(delta, finish, usage)
+  return enc({ id = "c1", choices = { { index = 0, delta = delta, finish_reason = finish } }, usage = usage })
+end
+
+local REQUESTS = {
+  { "system as a string, a plain user turn, max_tokens, stop_sequences, sampling",
+    { model = "m", max_tokens = 100, system = "be brief", stop_sequences = { "END" }, temperature = 0.5, top_p = 0.9,
+      top_k = 5, messages = { { role = "user", content = "hi" } } },
+    [[{"model":"m","max_completion_tokens":100,"temperature":0.5,"top_p":0.9,"stop":["END"],
+       "messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}]] },
+  { "system as blocks (cache_control dropped), text and image parts",
+    { model = "m", system = { { type = "text", text = "a", cache_control = { type = "ephemeral" } }, { type = "text", text = "b" } },
+      messages = { { role = "user", content = {
+        { type = "text", text = "look" },
+        { type = "image", source = { type = "base64", media_type = "image/png", data = "AAAA" } },
+        { type = "image", source = { type = "url", url = "https://x/y.png" } } } } } },
+    [[{"model":"m","messages":[{"role":"system","content":"a\n\nb"},{"role":"user","content":[
+       {"type":"text","text":"look"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},
+       {"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}]] },
+  { "a tool round trip: thinking, text and tool_use out, tool_result (with an error) back, ids kept",
+    { model = "m", messages = {
+      { role = "user", content = "weather?" },
+      { role = "assistant", content = {
+        { type = "thinking", thinking = "hmm", signature = "s" }, { type = "text", text = "Let me look." },
+        { type = "tool_use", id = "toolu_1", name = "get_weather", input = { city = "Paris" } },
+        { type = "tool_use", id = "toolu_2", name = "get_time", input = {} } } },
+      { role = "user", content = {
+        { type = "tool_result", tool_use_id = "toolu_1", content = "sunny" },
+        { type = "tool_result", tool_use_id = "toolu_2", is_error = true, content = { { type = "text", text = "no clock" } } },
+        { type = "text", text = "and now?" } } } } },
+    [[{"model":"m","messages":[{"role":"user","content":"weather?"},
+       {"role":"assistant","content":"Let me look.","reasoning_content":"hmm","tool_calls":[
+         {"id":"toolu_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},
+         {"id":"toolu_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]},
+       {"role":"tool","tool_call_id":"toolu_1","content":"sunny"},
+       {"role":"tool","tool_call_id":"toolu_2","content":"Error: no clock"},
+       {"role":"user","content":[{"type":"text","text":"and now?"}]}]}]] },
+  { "an assistant turn of tool calls only has no content at all",
+    { model = "m", messages = { { role = "assistant", content = {
+      { type = "tool_use", id = "t", name = "f", input = { a = 1 } } } } } },
+    [[{"model":"m","messages":[{"role":"assistant","tool_calls":[
+       {"id":"t","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]}]}]] },
+  { "tools, tool_choice any with no parallel calls, thinking, metadata, stream",
+    { model = "m", stream = true, thinking = { type = "enabled", budget_tokens = 2000 }, metadata = { user_id = "u1" },
+      tool_choice = { type = "any", disable_parallel_tool_use = true },
+      tools = { { name = "f", description = "d", input_schema = { type = "object", properties = { x = { type = "string" } } } },
+                { type = "web_search_20250305", name = "web_search" } },
+      messages = { { role = "user", content = "go" } } },
+    [[{"model":"m","stream":true,"stream_options":{"include_usage":true},"thinking":{"type":"enabled"},"user":"u1",
+       "tool_choice":"required","parallel_tool_calls":false,
+       "tools":[{"type":"function","function":{"name":"f","description":"d",
+                 "parameters":{"type":"object","properties":{"x":{"type":"string"}}}}}],
+       "messages":[{"role":"user","content":"go"}]}]] },
+  { "tool_choice by name",
+    { model = "m", tool_choice = { type = "tool", name = "f" }, messages = { { role = "user", content = "x" } } },
+    [[{"model":"m","tool_choice":{"type":"function","function":{"name":"f"}},"messages":[{"role":"user","content":"x"}]}]] },
+}
+
+local tests = {}
+
+for _, case in ipairs(REQUESTS) do
+  tests["request: " .. case[1]] = function()
+    expect(assert(anthropic.to_openai(case[2])), case[3], case[1])
+  end
+end
+
+tests["request: what cannot be translated is named"] = function()
+  local bad = {
+    { { messages = {} }, "model is required" },
+    { { model = "m", messages = "hi" }, "messages must be an array" },
+    { { model = "m", messages = { { role = "system", content = "x" } } }, 'messages.0.role must be "user" or "assistant"' },
+    { { model = "m", messages = { { role = "user", content = 5 } } }, "messages.0.content must be a string" },
+    { { model = "m", messages = { { role = "user", content = { "text" } } } }, "messages.0.content.0 must be a block" },
+  }
+  for _, c in ipairs(bad) do
+    local out, why = anthropic.to_openai(c[1])
+    assert(out == nil and why:find(c[2], 1, true), ("%s -> %s"):format(enc(c[1]), tostring(why)))
+  end
+end
+
+tests["answer: thinking, text and tool calls become blocks; stop reasons and usage"] = function()
+  local doc = dec([[{"id":"chatcmpl-9","choices":[{"index":0,"finish_reason":"tool_calls","message":{
+    "role":"assistant","reasoning_content":"think","content":"ok","tool_calls":[
+    {"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}},
+    {"id":"c2","type":"function","function":{"name":"g","arguments":"not json"}}]}}],
+    "usage":{"prompt_tokens":50,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":20}}}]])
+  expect(anthropic.from_openai(doc, "m"), [[{"id":"msg_chatcmpl-9","type":"message","role":"assistant","model":"m",
+    "content":[{"type":"thinking","thinking":"think","signature":""},{"type":"text","text":"ok"},
+               {"type":"tool_use","id":"c1","name":"f","input":{"a":1}},{"type":"tool_use","id":"c2","name":"g","input":{}}],
+    "stop_reason":"tool_use","stop_sequence":null,
+    "usage":{"input_tokens":30,"output_tokens":7,"cache_read_input_tokens":20}}]], "answer")
+  for finish, want in pairs({ stop = "end_turn", length = "max_tokens", content_filter = "refusal" }) do
+    local m = anthropic.from_openai({ choices = { { message = { content = "x" }, finish_reason = finish } } }, "m")
+    assert(m.stop_reason == want, finish .. " -> " .. tostring(m.stop_reason))
+  end
+end
+
+tests["stream: text in order, usage from the final chunk, one message_start first"] = function()
+  local ev = translate({ chunk({ role = "assistant", content = "" }), chunk({ content = "Hel" }), chunk({ content = "lo" }),
+                         chunk({}, "stop"), enc({ id = "c1", choices = {}, usage = { prompt_tokens = 4, completion_tokens = 2 } }) })
+  assert(names(ev) == "message_start ping content_block_start content_block_delta content_block_delta " ..
+    "content_block_stop message_delta message_stop", names(ev))
+  expect(rebuild(ev), [=[[{"type":"text","text":"Hello"}]]=], "blocks")
+  expect(ev[#ev - 1][2], [[{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},
+    "usage":{"input_tokens":4,"output_tokens":2,"cache_read_input_tokens":0}}]], "message_delta")
+end
+
+tests["stream: thinking, then text, then a tool call: three blocks in order"] = function()
+  local ev = translate({
+    chunk({ reasoning_content = "let me " }), chunk({ reasoning_content = "see" }), chunk({ content = "Checking." }),
+    chunk({ tool_calls = { { index = 0, id = "call_1", type = "function", ["function"] = { name = "f", arguments = "" } } } }),
+    chunk({ tool_calls = { { index = 0, ["function"] = { arguments = '{"a":' } } } }),
+    chunk({ tool_calls = { { index = 0, ["function"] = { arguments = "1}" } } } }),
+    chunk({}, "tool_calls") })
+  expect(rebuild(ev), [=[[{"type":"thinking","thinking":"let me see","signature":""},{"type":"text","text":"Checking."},
+    {"type":"tool_use","id":"call_1","name":"f","input":{"a":1}}]]=], "blocks")
+  assert(ev[#ev - 1][2].delta.stop_reason == "tool_use")
+end
+
+tests["stream: fragments of two calls interleaved come out as exactly one block per call"] = function()
+  local function frag(i, t) return chunk({ tool_calls = { { index = i, ["function"] = { arguments = t } } } }) end
+  local ev = translate({
+    chunk({ tool_calls = { { index = 0, id = "a", ["function"] = { name = "f", arguments = "" } },
+                           { index = 1, id = "b", ["function"] = { name = "g", arguments = "" } } } }),
+    frag(1, '{"y":'), frag(0, '{"x":'), frag(1, "2}"), frag(0, "1}"), chunk({}, "tool_calls") })
+  expect(rebuild(ev), [=[[{"type":"tool_use","id":"a","name":"f","input":{"x":1}},
+    {"type":"tool_use","id":"b","name":"g","input":{"y":2}}]]=], "blocks")
+  local starts = 0
+  for _, e in ipairs(ev) do if e[1] == "content_block_start" then starts = starts + 1 end end
+  assert(starts == 2, "blocks started: " .. starts)
+end
+
+tests["stream: a call that never got a name is dropped, not sent as an empty-name block"] = function()
+  local ev = translate({ chunk({ tool_calls = { { index = 0, ["function"] = { arguments = "{}" } } } }), chunk({}, "tool_calls") })
+  expect(rebuild(ev), "[]", "blocks")
+end
+
+tests["stream: a failure mid-stream ends with Anthropic's error event after the open block"] = function()
+  local ev = translate({ chunk({ content = "Hel" }) }, { fail = "upstream reset" })
+  assert(names(ev) == "message_start ping content_block_start content_block_delta error", names(ev))
+  expect(ev[#ev][2], [[{"type":"error","error":{"type":"api_error","message":"upstream reset"}}]], "error")
+end
+
+tests["stream: a whole answer told as a stream (as_chunk) keeps ids and arguments"] = function()
+  local doc = dec([[{"id":"x","choices":[{"index":0,"finish_reason":"tool_calls","message":{"content":null,
+    "tool_calls":[{"id":"c9","type":"function","function":{"name":"f","arguments":"{\"k\":true}"}}]}}]}]])
+  local ev = translate({ enc(anthropic.as_chunk(doc)) })
+  expect(rebuild(ev), [=[[{"type":"tool_use","id":"c9","name":"f","input":{"k":true}}]]=], "blocks")
+end
+
+tests["errors: Anthropic's type for each status"] = function()
+  local want = { [400] = "invalid_request_error", [401] = "authentication_error", [403] = "permission_error",
+                 [404] = "not_found_error", [413] = "request_too_large", [429] = "rate_limit_error",
+                 [500] = "api_error", [502] = "api_error", [529] = "overloaded_error" }
+  for status, kind in pairs(want) do
+    local doc = anthropic.error_doc(status, "why")
+    assert(doc.type == "error" and doc.error.type == kind and doc.error.message == "why", status)
+  end
+end
+
+tests["count_tokens: an estimate that grows with the input"] = function()
+  local small = anthropic.count_tokens({ messages = { { role = "user", content = "hi" } } })
+  local big = anthropic.count_tokens({ messages = { { role = "user", content = ("word "):rep(400) } } })
+  assert(small >= 1 and big > 400 and big < 700, small .. " " .. big)
+end
+
+return tests
