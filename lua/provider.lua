@@ -14,6 +14,7 @@ local SCHEMA = {
   base_url = "string", default_model = "string", messages_path = "string",
   base_url_env = "names", api_key_env = "names", model_env = "names",
   headers = "headers", hints = "table", explain = "function", chat_request = "function",
+  chat_chunks = "function", repair = "table",
   regions = "regions",
   timeouts = { connect_ms = MS, idle_ms = MS, total_ms = MS },
   oauth = {

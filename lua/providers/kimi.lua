@@ -45,6 +45,121 @@ local identity = {
 local headers = { ["User-Agent"] = "kimictl/" .. core.version }
 for k, v in pairs(identity) do headers[k] = v end
 
+-- Kimi's quirks, repaired on the one request path (chat and serve). Each can be turned off
+-- in user.lua: providers = { kimi = { repair = { leaked_tool_calls = false } } }.
+local REPAIR = {
+  leaked_tool_calls = true,        -- tool-call markup in content becomes real tool_calls
+  reasoning_content = true,        -- "" added to assistant tool-call turns when thinking is on
+  empty_content = true,            -- empty content beside tool calls dropped
+  thinking_max_tokens = 16000,     -- max_tokens floor when thinking is on (0: none)
+  model_aliases = { ["kimi-code"] = "kimi-for-coding", k2p5 = "kimi-for-coding", ["k3[1m]"] = "k3" },
+}
+
+local function is_empty(content)
+  return content == "" or (type(content) == "table" and next(content) == nil)
+end
+
+-- The request repairs: old model names, and what Kimi refuses in a thinking conversation.
+local function repair_request(p, body)
+  local r = p.repair or {}
+  body.model = (r.model_aliases or {})[body.model] or body.model
+  local thinking = type(body.thinking) == "table" and body.thinking.type == "enabled"
+  for _, m in ipairs(type(body.messages) == "table" and body.messages or {}) do
+    if type(m) == "table" and m.role == "assistant" and type(m.tool_calls) == "table" and next(m.tool_calls) then
+      if r.empty_content and is_empty(m.content) then m.content = nil end
+      if r.reasoning_content and thinking and m.reasoning_content == nil then m.reasoning_content = "" end
+    end
+  end
+  local floor = thinking and math.tointeger(r.thinking_max_tokens) or 0
+  for _, k in ipairs({ "max_completion_tokens", "max_tokens" }) do
+    if math.tointeger(body[k]) and body[k] < floor then body[k] = floor end
+  end
+end
+
+-- Tool calls leaked into the text: <|tool_calls_section_begin|> <|tool_call_begin|>
+-- functions.NAME:N <|tool_call_argument_begin|> {json} <|tool_call_end|> ...
+-- <|tool_calls_section_end|>. markup() -> a filter fed text in pieces: feed(text, final) ->
+-- text to show now, calls found ({ id, name, arguments }). Only what could be the start of
+-- the markup is held back.
+local BEGIN, END = "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>"
+
+local function parse_calls(section, calls)
+  for head, args in section:gmatch("<|tool_call_begin|>%s*(.-)%s*<|tool_call_argument_begin|>(.-)<|tool_call_end|>") do
+    calls[#calls + 1] = { id = head, name = head:match("^functions%.(.-):%d+$") or head, arguments = args }
+  end
+end
+
+local function markup()
+  local held, inside = "", false
+  return function(text, final)
+    held = held .. (text or "")
+    local out, calls = {}, {}
+    while true do
+      if inside then
+        local e = held:find(END, 1, true)
+        if not e and not final then break end
+        parse_calls(held:sub(1, e and e - 1 or #held), calls)
+        held, inside = e and held:sub(e + #END) or "", false
+        if not e then break end
+      else
+        local b = held:find(BEGIN, 1, true)
+        if b then
+          out[#out + 1] = held:sub(1, b - 1)
+          held, inside = held:sub(b + #BEGIN), true
+        else
+          local keep = 0   -- the longest tail that could begin the marker
+          for n = math.min(#held, #BEGIN - 1), 1, -1 do
+            if BEGIN:sub(1, n) == held:sub(-n) then keep = n; break end
+          end
+          if final then keep = 0 end
+          out[#out + 1] = held:sub(1, #held - keep)
+          held = held:sub(#held - keep + 1)
+          break
+        end
+      end
+    end
+    return table.concat(out), calls
+  end
+end
+
+-- The answer repairs, chunk by chunk: chat_chunks(p) -> filter(chunk) -> chunk (changed in
+-- place); filter(nil) at the end -> a last chunk with what was held back, or nil.
+local function chat_chunks(p)
+  if not (p.repair or {}).leaked_tool_calls then return nil end
+  local feed, n, any = markup(), 0, false
+  local function add(delta, calls)
+    if #calls == 0 then return end
+    delta.tool_calls = type(delta.tool_calls) == "table" and delta.tool_calls or {}
+    for _, c in ipairs(calls) do
+      delta.tool_calls[#delta.tool_calls + 1] = { index = n, id = c.id, type = "function",
+                                                  ["function"] = { name = c.name, arguments = c.arguments } }
+      n, any = n + 1, true
+    end
+  end
+  return function(chunk)
+    if chunk == nil then
+      local text, calls = feed("", true)
+      if text == "" and #calls == 0 then return nil end
+      local delta = { content = text ~= "" and text or nil }
+      add(delta, calls)
+      return { choices = { { index = 0, delta = delta } } }
+    end
+    local choice = type(chunk.choices) == "table" and chunk.choices[1]
+    if type(choice) ~= "table" then return chunk end
+    local d = type(choice.delta) == "table" and choice.delta or type(choice.message) == "table" and choice.message
+    local final = choice.message ~= nil or type(choice.finish_reason) == "string"
+    local had = type(d) == "table" and type(d.content) == "string"
+    if had or (final and type(d) == "table") then   -- the end of the answer flushes what was held
+      local text, calls = feed(had and d.content or "", final)
+      if text ~= "" then d.content = text
+      elseif had then d.content = (choice.message and #calls == 0) and "" or nil end
+      add(d, calls)
+    end
+    if any and choice.finish_reason == "stop" then choice.finish_reason = "tool_calls" end
+    return chunk
+  end
+end
+
 local TERMINATED = [[Kimi For Coding admits only the coding agents on its allow-list, judged by the
 User-Agent and X-Msh-Platform headers. kimictl identifies itself honestly (User-Agent: kimictl/%s),
 and Kimi has answered that this client is not on the list. Kimi's rules forbid sending another
@@ -92,7 +207,10 @@ return {
   },
   -- Each chat request on its way (kimictl chat and serve): Kimi caches prompts by
   -- prompt_cache_key, so one conversation (the same first two messages) keeps one key.
+  repair = REPAIR,
+  chat_chunks = chat_chunks,
   chat_request = function(p, body)
+    repair_request(p, body)
     if body.prompt_cache_key == nil and type(body.messages) == "table" then
       local start = { body.model, body.messages[1], body.messages[2] }
       body.prompt_cache_key = core.hash.sha256(core.json.encode(start)):sub(1, 32)

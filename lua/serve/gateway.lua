@@ -142,6 +142,31 @@ local function json_body(ctx, req)
   return body
 end
 
+-- The provider's repairs of its answers (p.chat_chunks), for forward(): each chunk decoded,
+-- repaired and sent on; what the repair held back goes out before [DONE].
+local function chunk_repair(filter)
+  local t = {}
+  function t.event(ctx, res, ev)
+    if ev.data == "[DONE]" then
+      local last = filter(nil)
+      if last and not relay(ctx, res, { event = "", data = core.json.encode(last) }) then return false end
+      return relay(ctx, res, ev)
+    end
+    local doc = core.json.decode(ev.data)
+    if type(doc) ~= "table" then return relay(ctx, res, ev) end
+    return relay(ctx, res, { event = ev.event, data = core.json.encode(filter(doc)) })
+  end
+  function t.finish(ctx, res, message, kind)
+    if message then stream_error(ctx, res, message, kind) end
+  end
+  function t.answer(ctx, up)
+    local doc = core.json.decode(up.body)
+    if type(doc) ~= "table" then return up.status, up.headers["content-type"] or "application/json", up.body end
+    return up.status, "application/json", core.json.encode(filter(doc))
+  end
+  return t
+end
+
 -- POST /v1/chat/completions: the body through the provider's mapping to its upstream, and
 -- the answer back, streamed as it arrives when the client asked for a stream.
 local function chat_completions(ctx, req)
@@ -152,12 +177,14 @@ local function chat_completions(ctx, req)
   body.model = model
   openai.prepare(p, body)
   local stream = body.stream == true
+  local filter = p.chat_chunks and p.chat_chunks(p)
   return forward(ctx, p, { path = "/chat/completions", body = body,
-                           headers = stream and { Accept = "text/event-stream" } or nil }, stream)
+                           headers = stream and { Accept = "text/event-stream" } or nil }, stream,
+                 filter and chunk_repair(filter))
 end
 
 -- The translation of an OpenAI upstream's answer into Anthropic's Messages, for forward().
-local function messages_translation(model)
+local function messages_translation(model, filter)
   local t, tr, done = {}, nil, false
   local function emit_to(ctx, res)
     return function(name, doc)
@@ -168,9 +195,14 @@ local function messages_translation(model)
   end
   function t.event(ctx, res, ev)
     tr = tr or anthropic.stream(model, emit_to(ctx, res))
-    if ev.data == "[DONE]" then done = true; return tr:finish() end
+    if ev.data == "[DONE]" then
+      local last = filter and filter(nil)
+      if last then tr:chunk(last) end
+      done = true
+      return tr:finish()
+    end
     local doc = core.json.decode(ev.data)
-    return doc == nil or tr:chunk(doc)
+    return doc == nil or tr:chunk(filter and type(doc) == "table" and filter(doc) or doc)
   end
   function t.finish(ctx, res, message, kind)
     tr = tr or anthropic.stream(model, emit_to(ctx, res))
@@ -184,6 +216,7 @@ local function messages_translation(model)
       return 502, "application/json", core.json.encode(anthropic.error_doc(502,
         ("%s answered %d with a body that is not a JSON chat completion"):format(ctx.provider, up.status)))
     end
+    if filter then doc = filter(doc) end
     local msg = anthropic.from_openai(doc, model)
     if not stream then return 200, "application/json", core.json.encode(msg) end
     -- a whole answer where a stream was asked for: told as a stream all the same
@@ -219,7 +252,7 @@ local function messages(ctx, req)
   openai.prepare(p, chat)
   return forward(ctx, p, { path = "/chat/completions", body = chat,
                            headers = stream and { Accept = "text/event-stream" } or nil },
-                 stream, messages_translation(model))
+                 stream, messages_translation(model, p.chat_chunks and p.chat_chunks(p)))
 end
 
 -- POST /v1/messages/count_tokens: an estimate (about four bytes a token); no upstream call.

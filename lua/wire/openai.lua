@@ -53,6 +53,7 @@ end
 function openai.stream(p, params, on, ctx)
   local result = { text = {}, reasoning = {}, done = false }
   local broken
+  local filter = p.chat_chunks and p.chat_chunks(p)   -- the provider's repairs of its answers
   local res, err, kind, hint = client.request(p, {
     path = "/chat/completions",
     body = openai.prepare(p, openai.chat_body(params)),
@@ -60,6 +61,8 @@ function openai.stream(p, params, on, ctx)
     on_event = function(ev)
       if ev.data == "[DONE]" then
         result.done = true
+        local last = filter and filter(nil)
+        if last and take_chunk(last, result, on) == false then result.cancelled = true; return false end
         return
       end
       local chunk, jerr = core.json.decode(ev.data)
@@ -71,7 +74,7 @@ function openai.stream(p, params, on, ctx)
         broken = "the service reported an error mid-stream: " .. tostring(chunk.error.message or "?")
         return false
       end
-      if take_chunk(chunk, result, on) == false then
+      if take_chunk(filter and filter(chunk) or chunk, result, on) == false then
         result.cancelled = true
         return false
       end
@@ -86,7 +89,7 @@ function openai.stream(p, params, on, ctx)
   if res.body ~= "" then   -- the service answered with one JSON document instead of a stream
     local doc = core.json.decode(res.body)
     if type(doc) ~= "table" then return nil, "the answer is neither an event stream nor JSON", "stream" end
-    take_chunk(doc, result, on)
+    take_chunk(filter and filter(doc) or doc, result, on)
     result.done = true
   end
   if not result.done and not result.finish_reason and not result.cancelled then

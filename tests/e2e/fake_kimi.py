@@ -13,6 +13,10 @@ Options:
   --allowed-agents A,B   only these User-Agent prefixes may use the coding API (else 403)
   --api-error KIND       every coding API call fails: 401, 402, 403-weekly, 429-balance, 429, 500
   --token-interval-ms N  time between the tokens of "slow N" (default 50)
+  --leak-tools           "tool" answers with the call leaked into content as Kimi's markup
+                         (<|tool_calls_section_begin|>...), split across chunks mid-marker
+Like the real API, the chat endpoint answers 400 to an assistant message with tool calls that
+lacks reasoning_content when thinking is enabled, and to one whose content is "" beside tool calls.
 Test endpoints: POST /_seed -> a valid token pair; POST /_revoke {"refresh_token"};
 POST /_expire -> every access token issued so far expires now; GET /_stats -> counters.
 
@@ -216,6 +220,14 @@ class Kimi(Handler):
         except ValueError:
             return self.send_json(400, {"error": {"type": "invalid_request_error", "message": "body is not JSON"}})
         messages = req.get("messages") or []
+        thinking = (req.get("thinking") or {}).get("type") == "enabled"
+        for m in messages:
+            if m.get("role") == "assistant" and m.get("tool_calls"):
+                if thinking and "reasoning_content" not in m:
+                    return self.send_json(400, {"error": {"type": "invalid_request_error", "message":
+                                                          "thinking is enabled but reasoning_content is missing in assistant tool call message"}})
+                if m.get("content") == "":
+                    return self.send_json(400, {"error": {"type": "invalid_request_error", "message": "text content is empty"}})
         users = [m for m in messages if m.get("role") == "user"]
         tools = [m for m in messages if m.get("role") == "tool"]
         prompt = text_of(users[-1].get("content")).strip() if users else ""
@@ -350,6 +362,14 @@ class Kimi(Handler):
         name = fns[0] if fns and fns[0] else "get_weather"
         call_id = "call_" + self.request_id.replace("-", "_")
         args = ['{"city": ', '"Paris"}']
+        if OPTS["leak_tools"]:
+            leaked = ("Let me check.<|tool_calls_section_begin|><|tool_call_begin|>functions.%s:0"
+                      "<|tool_call_argument_begin|>{\"city\": \"Paris\"}<|tool_call_end|><|tool_calls_section_end|>" % name)
+            if not stream:
+                return self.send_json(200, self.completion({"role": "assistant", "content": leaked}, "stop", 8))
+            cuts = [0, 20, 40, 95, len(leaked)]   # mid-marker, mid-name, mid-arguments
+            usage = (req.get("stream_options") or {}).get("include_usage")
+            return self.stream_answer([{"content": leaked[a:b]} for a, b in zip(cuts, cuts[1:])], "stop", usage)
         if not stream:
             return self.send_json(200, self.completion(
                 {"role": "assistant", "content": None, "tool_calls": [
@@ -386,10 +406,11 @@ def setup(httpd, extra):
     ap.add_argument("--allowed-agents", default="")
     ap.add_argument("--api-error", default="")
     ap.add_argument("--token-interval-ms", type=float, default=50)
+    ap.add_argument("--leak-tools", action="store_true")
     a = ap.parse_args(extra)
     OPTS.update(interval=a.interval, ttl=a.ttl, expires_in=a.expires_in if a.expires_in is not None else a.ttl,
                 refresh_delay=a.refresh_delay, refresh_fail=a.refresh_fail, allowed_agents=[x for x in a.allowed_agents.split(",") if x],
-                api_error=a.api_error, token_interval=a.token_interval_ms / 1000,
+                api_error=a.api_error, token_interval=a.token_interval_ms / 1000, leak_tools=a.leak_tools,
                 device_script=[[w for w in s.split(",") if w] for s in a.device_script.split(";")] if a.device_script else [])
 
 

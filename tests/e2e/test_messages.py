@@ -153,3 +153,41 @@ def a_refused_key_is_an_anthropic_authentication_error():
                                      dict(ANTHROPIC, **{"x-api-key": "right-key"}))
             doc = json.loads(raw)
             check(status == 502 and doc["error"]["type"] == "api_error" and "not a JSON" in doc["error"]["message"], doc)
+
+
+# --- Kimi's quirks, repaired in flight ------------------------------------------------------
+
+@test
+def leaked_tool_call_markup_reaches_clients_as_real_tool_calls():
+    from test_serve import node_client
+    with serving(fake=("--leak-tools",)) as s:
+        r = node_client(s.gw, "tool")   # the openai client: streamed call, result back, final answer
+        check(r == {"tool_name": "get_weather", "arguments": {"city": "Paris"}, "final": "tool said: sunny in Paris"}, r)
+        status, _, raw = request(s.gw, "POST", "/v1/chat/completions",
+                                 {"model": "kimi-for-coding", "messages": [{"role": "user", "content": "tool"}]})
+        msg = json.loads(raw)["choices"][0]
+        check(status == 200 and msg["finish_reason"] == "tool_calls" and msg["message"]["content"] == "Let me check.", msg)
+        check(msg["message"]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}, msg)
+
+
+@test
+def thinking_turns_are_repaired_and_the_repair_can_be_turned_off():
+    turn = {"model": "kimi-code", "max_tokens": 1000, "thinking": {"type": "enabled"}, "messages": [
+        {"role": "user", "content": "tool"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function",
+                                                             "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}
+    with serving() as s:
+        status, _, raw = request(s.gw, "POST", "/v1/chat/completions", turn)
+        check(status == 200 and json.loads(raw)["choices"][0]["message"]["content"] == "tool said: sunny", raw)
+        sent = json.loads([q for q in s.srv.requests() if q["path"] == "/coding/v1/chat/completions"][-1]["body"])
+        check(sent["model"] == "kimi-for-coding" and sent["max_tokens"] == 16000, sent)
+        check(sent["messages"][1].get("reasoning_content") == "" and "content" not in sent["messages"][1], sent["messages"][1])
+    lua_dir = os.path.join(ROOT, "build", "tests", "no-repair-lua")
+    os.makedirs(lua_dir, exist_ok=True)
+    with open(os.path.join(lua_dir, "user.lua"), "w") as f:
+        f.write("return { providers = { kimi = { repair = { reasoning_content = false } } } }\n")
+    with serving(KIMICTL_LUA_DIR=lua_dir) as s:
+        status, _, raw = request(s.gw, "POST", "/v1/chat/completions", turn)
+        doc = json.loads(raw)
+        check(status == 400 and "reasoning_content" in doc["error"]["message"], (status, doc))
