@@ -73,6 +73,11 @@ local function upstream_id(res)
   return h["x-request-id"] or h["msh-request-id"] or h["request-id"]
 end
 
+-- One named event of an Anthropic stream.
+local function event_frame(name, doc)
+  return ("event: %s\ndata: %s\n\n"):format(name, core.json.encode(doc))
+end
+
 -- The provider and model a request names -> p, model; nil once a 404 is answered.
 local function pick(ctx, id)
   local name, model = config.resolve_model(id, provider.exists)
@@ -89,7 +94,7 @@ end
 -- A failure inside a stream the client already has: an error event in its dialect.
 local function stream_error(ctx, res, message, kind)
   local frame = ctx.dialect == "anthropic"
-    and ("event: error\ndata: %s\n\n"):format(core.json.encode(anthropic.error_doc(502, message)))
+    and event_frame("error", anthropic.error_doc(502, message))
     or sse_frame({ event = "", data = core.json.encode({ error = { message = message, type = "upstream_error", code = kind } }) })
       .. "data: [DONE]\n\n"
   ctx.bytes = ctx.bytes + #frame
@@ -142,6 +147,17 @@ local function json_body(ctx, req)
   return body
 end
 
+-- The JSON body and the provider its model names, body.model made the provider's own id
+-- -> body, p; nil once an error is answered.
+local function routed(ctx, req)
+  local body = json_body(ctx, req)
+  local p, model
+  if body then p, model = pick(ctx, body.model) end
+  if not p then return nil end
+  body.model = model
+  return body, p
+end
+
 -- The provider's repairs of its answers (p.chat_chunks), for forward(): each chunk decoded,
 -- repaired and sent on; what the repair held back goes out before [DONE].
 local function chunk_repair(filter)
@@ -170,11 +186,8 @@ end
 -- POST /v1/chat/completions: the body through the provider's mapping to its upstream, and
 -- the answer back, streamed as it arrives when the client asked for a stream.
 local function chat_completions(ctx, req)
-  local body = json_body(ctx, req)
+  local body, p = routed(ctx, req)
   if not body then return true end
-  local p, model = pick(ctx, body.model)
-  if not p then return true end
-  body.model = model
   openai.prepare(p, body)
   local stream = body.stream == true
   local filter = p.chat_chunks and p.chat_chunks(p)
@@ -188,7 +201,7 @@ local function messages_translation(model, filter)
   local t, tr, done = {}, nil, false
   local function emit_to(ctx, res)
     return function(name, doc)
-      local frame = ("event: %s\ndata: %s\n\n"):format(name, core.json.encode(doc))
+      local frame = event_frame(name, doc)
       ctx.bytes = ctx.bytes + #frame
       return res:write(frame)
     end
@@ -222,7 +235,7 @@ local function messages_translation(model, filter)
     -- a whole answer where a stream was asked for: told as a stream all the same
     local frames = {}
     local s = anthropic.stream(model, function(name, doc)
-      frames[#frames + 1] = ("event: %s\ndata: %s\n\n"):format(name, core.json.encode(doc))
+      frames[#frames + 1] = event_frame(name, doc)
     end)
     s:chunk(anthropic.as_chunk(doc))
     s:finish()
@@ -235,12 +248,9 @@ end
 -- gets the request as it came, with fresh auth; any other gets it translated to chat
 -- completions, and its answer translated back.
 local function messages(ctx, req)
-  local body = json_body(ctx, req)
+  local body, p = routed(ctx, req)
   if not body then return true end
-  local p, model = pick(ctx, body.model)
-  if not p then return true end
-  body.model = model
-  local stream = body.stream == true
+  local model, stream = body.model, body.stream == true
   if p.messages_path then
     local h = req.headers
     return forward(ctx, p, { path = p.messages_path, body = body, headers = {

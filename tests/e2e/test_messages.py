@@ -4,30 +4,19 @@ to Kimi's own Anthropic endpoint (passed through with fresh auth) and to an Open
 (before and inside a stream), and count_tokens."""
 import json
 import os
-import shutil
-import subprocess
 import time
 
 from harness import ROOT, Home, Server, check, test
 from test_auth import call, kimi_env, write_kimi_cli_file
-from test_serve import Gateway, NODE_DIR, _node_ready, request, serving, stats
+from test_serve import Gateway, node_client, node_script, request, serving, stats
 
 MESSAGES = "/v1/messages"
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
 
 
 def sdk(gw, mode, model, key="local"):
-    """tests/node/anthropic_client.mjs against the gateway: its one line of JSON."""
-    if not shutil.which("node"):
-        raise AssertionError("node is needed for this test: apt-get install nodejs")
-    if not _node_ready:
-        r = subprocess.run([os.path.join(NODE_DIR, "setup.sh")], capture_output=True, text=True, timeout=300)
-        check(r.returncode == 0, "tests/node/setup.sh failed: " + r.stderr)
-        _node_ready.append(True)
-    r = subprocess.run(["node", os.path.join(NODE_DIR, "anthropic_client.mjs"), gw.url, key, mode, model],
-                       capture_output=True, text=True, timeout=120)
-    check(r.returncode == 0, "anthropic client (%s, %s) failed: %s" % (mode, model, r.stderr))
-    return json.loads(r.stdout)
+    """tests/node/anthropic_client.mjs against the gateway (no /v1: the SDK adds it)."""
+    return node_script("anthropic_client.mjs", gw.url, key, mode, model)
 
 
 def sse(body):
@@ -159,7 +148,6 @@ def a_refused_key_is_an_anthropic_authentication_error():
 
 @test
 def leaked_tool_call_markup_reaches_clients_as_real_tool_calls():
-    from test_serve import node_client
     with serving(fake=("--leak-tools",)) as s:
         r = node_client(s.gw, "tool")   # the openai client: streamed call, result back, final answer
         check(r == {"tool_name": "get_weather", "arguments": {"city": "Paris"}, "final": "tool said: sunny in Paris"}, r)

@@ -181,18 +181,22 @@ def parallel(n, fn):
 _node_ready = []
 
 
-def node_client(gw, mode, key="local"):
-    """tests/node/openai_client.mjs against the gateway: its one line of JSON."""
+def node_script(script, *args):
+    """tests/node/SCRIPT ARGS (the pinned npm packages installed first): its one line of JSON."""
     if not shutil.which("node"):
         raise AssertionError("node is needed for this test: apt-get install nodejs")
     if not _node_ready:
         r = subprocess.run([os.path.join(NODE_DIR, "setup.sh")], capture_output=True, text=True, timeout=300)
         check(r.returncode == 0, "tests/node/setup.sh failed: " + r.stderr)
         _node_ready.append(True)
-    r = subprocess.run(["node", os.path.join(NODE_DIR, "openai_client.mjs"), gw.url + "/v1", key, mode],
-                       capture_output=True, text=True, timeout=120)
-    check(r.returncode == 0, "openai client (%s) failed: %s" % (mode, r.stderr))
+    r = subprocess.run(["node", os.path.join(NODE_DIR, script), *args], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, "%s %s failed: %s" % (script, " ".join(args[2:]), r.stderr))
     return json.loads(r.stdout)
+
+
+def node_client(gw, mode, key="local"):
+    """tests/node/openai_client.mjs against the gateway."""
+    return node_script("openai_client.mjs", gw.url + "/v1", key, mode)
 
 
 # --- the official client through the gateway ---------------------------------------------
