@@ -11,7 +11,8 @@ local provider = {}
 local MS = "ms"
 local SCHEMA = {
   name = "string", description = "string", api = "string", auth = "string",
-  base_url = "string", default_model = "string", messages_path = "string",
+  base_url = "string", default_model = "string", messages_path = "string", key_header = "string",
+  max_tokens = MS,
   base_url_env = "names", api_key_env = "names", model_env = "names",
   headers = "headers", hints = "table", explain = "function", chat_request = "function",
   chat_chunks = "function", repair = "table",
@@ -108,7 +109,13 @@ function provider.load(name)
   if why then return nil, file .. ": " .. why end
   p.name = p.name or name
   local patch = (load_user_patch().providers or {})[name]
-  if patch then merge(p, patch) end
+  if patch then merge(p, patch); file = file .. " (patched by user.lua)" end
+  p.api = p.api or "openai"
+  if p.api ~= "openai" and p.api ~= "anthropic" then
+    return nil, ('%s: api must be "openai" or "anthropic", got "%s"'):format(file, p.api)
+  elseif p.api == "anthropic" and not p.messages_path then
+    return nil, file .. ': api "anthropic" needs messages_path (the Messages endpoint under base_url, e.g. "/messages")'
+  end
   cache[name] = p
   return p
 end
@@ -156,7 +163,8 @@ end
 -- All headers of a request: the provider's, then the credentials, then the request's own.
 function provider.headers(p, creds, extra)
   local h = provider.expand_headers(p, p.headers)
-  if creds.authorization then h["Authorization"] = creds.authorization end
+  if p.key_header and creds.token then h[p.key_header] = creds.token   -- e.g. x-api-key
+  elseif creds.authorization then h["Authorization"] = creds.authorization end
   for k, v in pairs(extra or {}) do h[k] = v end
   return h
 end

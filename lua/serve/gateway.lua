@@ -183,14 +183,71 @@ local function chunk_repair(filter)
   return t
 end
 
+-- The translation of a Messages upstream's answer into chat completions, for forward():
+-- each event becomes chunks (through the provider's repairs, filter), message_stop [DONE].
+local function chat_translation(filter, include_usage)
+  local t, tr = {}, nil
+  local function to(ctx, res)
+    return anthropic.chat_stream(function(doc)
+      return relay(ctx, res, { event = "", data = core.json.encode(filter and filter(doc) or doc) })
+    end, include_usage)
+  end
+  function t.event(ctx, res, ev)
+    tr = tr or to(ctx, res)
+    local doc = core.json.decode(ev.data)
+    if tr:event(ev.event, doc) == false then return false end
+    if not tr.done then return true end
+    local last = filter and filter(nil)
+    if last and not relay(ctx, res, { event = "", data = core.json.encode(last) }) then return false end
+    return relay(ctx, res, { event = "", data = "[DONE]" })
+  end
+  function t.finish(ctx, res, message, kind)
+    tr = tr or to(ctx, res)
+    if tr.error then stream_error(ctx, res, ctx.provider .. " reported an error mid-stream: " .. tr.error, "stream")
+    elseif message then stream_error(ctx, res, message, kind)
+    elseif not tr.done then stream_error(ctx, res, ctx.provider .. "'s stream ended before message_stop", "stream") end
+  end
+  function t.answer(ctx, up, stream)
+    local msg = core.json.decode(up.body)
+    if type(msg) ~= "table" then
+      ctx.note = "bad_answer"
+      return 502, "application/json", core.json.encode({ error = { type = "upstream_error", code = "bad_answer",
+        message = ("%s answered %d with a body that is not a JSON message"):format(ctx.provider, up.status) } })
+    end
+    local doc = anthropic.to_chat(msg)
+    if filter then doc = filter(doc) end
+    if not stream then return 200, "application/json", core.json.encode(doc) end
+    local frames = { "data: ", core.json.encode({ id = doc.id, object = "chat.completion.chunk", created = doc.created,
+                                                  model = doc.model, choices = { { index = 0, delta = doc.choices[1].message,
+                                                  finish_reason = doc.choices[1].finish_reason } }, usage = doc.usage }),
+                     "\n\ndata: [DONE]\n\n" }
+    return 200, "text/event-stream", table.concat(frames)
+  end
+  return t
+end
+
+-- The headers of a request to a provider's Messages endpoint.
+local function messages_headers(h, stream)
+  return { ["anthropic-version"] = h["anthropic-version"] or anthropic.VERSION, ["anthropic-beta"] = h["anthropic-beta"],
+           Accept = stream and "text/event-stream" or nil }
+end
+
 -- POST /v1/chat/completions: the body through the provider's mapping to its upstream, and
--- the answer back, streamed as it arrives when the client asked for a stream.
+-- the answer back, streamed as it arrives when the client asked for a stream. A provider
+-- that speaks only Messages (api = "anthropic") gets it translated, its answer translated back.
 local function chat_completions(ctx, req)
   local body, p = routed(ctx, req)
   if not body then return true end
   openai.prepare(p, body)
   local stream = body.stream == true
   local filter = p.chat_chunks and p.chat_chunks(p)
+  if p.api == "anthropic" then
+    local msg, why = anthropic.from_chat(body, p.max_tokens)
+    if not msg then return fail(ctx, 400, why) end
+    local usage = type(body.stream_options) == "table" and body.stream_options.include_usage == true
+    return forward(ctx, p, { path = p.messages_path, body = msg, headers = messages_headers(req.headers, stream) },
+                   stream, chat_translation(filter, usage))
+  end
   return forward(ctx, p, { path = "/chat/completions", body = body,
                            headers = stream and { Accept = "text/event-stream" } or nil }, stream,
                  filter and chunk_repair(filter))
@@ -252,10 +309,8 @@ local function messages(ctx, req)
   if not body then return true end
   local model, stream = body.model, body.stream == true
   if p.messages_path then
-    local h = req.headers
-    return forward(ctx, p, { path = p.messages_path, body = body, headers = {
-      ["anthropic-version"] = h["anthropic-version"] or "2023-06-01", ["anthropic-beta"] = h["anthropic-beta"],
-      Accept = stream and "text/event-stream" or nil } }, stream)
+    return forward(ctx, p, { path = p.messages_path, body = body, headers = messages_headers(req.headers, stream) },
+                   stream)
   end
   local chat, why = anthropic.to_openai(body)
   if not chat then return fail(ctx, 400, why) end

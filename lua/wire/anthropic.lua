@@ -361,6 +361,222 @@ function Stream:fail(status, message)
   return self:send("error", anthropic.error_doc(status, message))
 end
 
+-- --- the other way: OpenAI chat completions to a provider that speaks only Messages ------
+
+anthropic.VERSION = "2023-06-01"   -- the anthropic-version sent when the client named none
+
+local function blocks_of(content)
+  if type(content) == "string" then return content ~= "" and { { type = "text", text = content } } or {} end
+  local out = {}
+  for _, part in ipairs(is_list(content) and content or {}) do
+    if type(part) == "table" and part.type == "text" and str(part.text) then
+      out[#out + 1] = { type = "text", text = part.text }
+    elseif type(part) == "table" and part.type == "image_url" then
+      local url = str(type(part.image_url) == "table" and part.image_url.url or part.image_url) or ""
+      local media, data = url:match("^data:([^;,]+);base64,(.*)$")
+      out[#out + 1] = media and { type = "image", source = { type = "base64", media_type = media, data = data } }
+        or { type = "image", source = { type = "url", url = url } }
+    end
+  end
+  return out
+end
+
+-- Messages wants turns that alternate, so blocks of the same role join the turn before.
+local function add_turn(out, role, blocks)
+  if #blocks == 0 then return end
+  local last = out[#out]
+  if last and last.role == role then
+    for _, b in ipairs(blocks) do last.content[#last.content + 1] = b end
+  else
+    out[#out + 1] = { role = role, content = array(blocks) }
+  end
+end
+
+local function chat_tool_choice(tc)
+  if tc == "auto" then return { type = "auto" }
+  elseif tc == "required" then return { type = "any" }
+  elseif tc == "none" then return { type = "none" }
+  elseif type(tc) == "table" and type(tc["function"]) == "table" and str(tc["function"].name) then
+    return { type = "tool", name = tc["function"].name }
+  end
+end
+
+-- What is wrong with a chat request, naming the field; nil when it can be translated.
+local function chat_misfit(body)
+  if not is_list(body.messages) then return "messages must be an array" end
+  for i, m in ipairs(body.messages) do
+    if type(m) ~= "table" or not str(m.role) then return ("messages.%d must be an object with a role"):format(i - 1) end
+  end
+  if body.tools ~= nil and not is_list(body.tools) then return "tools must be an array" end
+end
+
+-- anthropic.from_chat(body[, max_tokens]) -> a Messages request | nil, message (a 400's)
+-- body is an OpenAI chat request. Translated: system and developer messages, text and image
+-- parts, tool_calls/tool messages (ids kept), tools, tool_choice, parallel_tool_calls, stop,
+-- max_(completion_)tokens (else max_tokens, else 4096: Messages requires one), temperature, top_p,
+-- thinking, user, stream. reasoning_content is not sent back: Messages wants it signed.
+function anthropic.from_chat(body, max_tokens)
+  local why = chat_misfit(body)
+  if why then return nil, why end
+  local system, turns = {}, {}
+  for _, m in ipairs(body.messages) do
+    if m.role == "system" or m.role == "developer" then
+      local t = text_of(m.content)
+      if t ~= "" then system[#system + 1] = t end
+    elseif m.role == "tool" then
+      add_turn(turns, "user", { { type = "tool_result", tool_use_id = str(m.tool_call_id) or "",
+                                  content = text_of(m.content) } })
+    elseif m.role == "assistant" then
+      local blocks = blocks_of(m.content)
+      for _, c in ipairs(is_list(m.tool_calls) and m.tool_calls or {}) do
+        local f = type(c) == "table" and type(c["function"]) == "table" and c["function"] or {}
+        blocks[#blocks + 1] = { type = "tool_use", id = str(c.id) or "", name = str(f.name) or "",
+                                input = decode_input(f.arguments) }
+      end
+      add_turn(turns, "assistant", blocks)
+    else
+      add_turn(turns, "user", blocks_of(m.content))
+    end
+  end
+  local out = {
+    model = body.model, messages = array(turns),
+    system = #system > 0 and table.concat(system, "\n\n") or nil,
+    max_tokens = math.tointeger(body.max_completion_tokens) or math.tointeger(body.max_tokens) or max_tokens or 4096,
+    temperature = tonumber(body.temperature), top_p = tonumber(body.top_p),
+    stop_sequences = type(body.stop) == "string" and { body.stop } or is_list(body.stop) and body.stop or nil,
+    tool_choice = chat_tool_choice(body.tool_choice),
+    metadata = str(body.user) and { user_id = body.user } or nil,
+    stream = body.stream == true or nil,
+  }
+  if body.parallel_tool_calls == false then
+    out.tool_choice = out.tool_choice or { type = "auto" }
+    out.tool_choice.disable_parallel_tool_use = true
+  end
+  if type(body.thinking) == "table" and body.thinking.type == "enabled" then
+    out.thinking = { type = "enabled", budget_tokens = math.max(1024, (out.max_tokens or 2048) // 2) }
+  end
+  local tools = {}
+  for _, t in ipairs(body.tools or {}) do
+    local f = type(t) == "table" and type(t["function"]) == "table" and t["function"]
+    if f and str(f.name) then
+      tools[#tools + 1] = { name = f.name, description = str(f.description),
+                            input_schema = type(f.parameters) == "table" and f.parameters or { type = "object" } }
+    end
+  end
+  if #tools > 0 then out.tools = array(tools) end
+  return out
+end
+
+local FINISH = { end_turn = "stop", stop_sequence = "stop", pause_turn = "stop", max_tokens = "length",
+                 tool_use = "tool_calls", refusal = "content_filter" }
+
+local function chat_usage(u)
+  u = type(u) == "table" and u or {}
+  local cached = math.tointeger(u.cache_read_input_tokens) or 0
+  local input = (math.tointeger(u.input_tokens) or 0) + cached + (math.tointeger(u.cache_creation_input_tokens) or 0)
+  local output = math.tointeger(u.output_tokens) or 0
+  return { prompt_tokens = input, completion_tokens = output, total_tokens = input + output,
+           prompt_tokens_details = { cached_tokens = cached } }
+end
+
+-- anthropic.to_chat(msg) -> a chat completion, from a Messages answer
+function anthropic.to_chat(msg)
+  msg = type(msg) == "table" and msg or {}
+  local text, reasoning, calls = {}, {}, {}
+  for _, b in ipairs(is_list(msg.content) and msg.content or {}) do
+    if type(b) ~= "table" then goto next end
+    if b.type == "text" and str(b.text) then text[#text + 1] = b.text
+    elseif b.type == "thinking" and str(b.thinking) then reasoning[#reasoning + 1] = b.thinking
+    elseif b.type == "tool_use" then
+      calls[#calls + 1] = { id = str(b.id) or "", type = "function", ["function"] = {
+        name = str(b.name) or "", arguments = json.encode(type(b.input) == "table" and b.input or {}) } }
+    end
+    ::next::
+  end
+  local m = { role = "assistant", content = #text > 0 and table.concat(text) or null }
+  if #reasoning > 0 then m.reasoning_content = table.concat(reasoning) end
+  if #calls > 0 then m.tool_calls = array(calls) end
+  return { id = str(msg.id) or ("chatcmpl-" .. core.proc.random_hex(12)), object = "chat.completion",
+           created = os.time(), model = str(msg.model) or "",
+           choices = array({ { index = 0, message = m, finish_reason = FINISH[msg.stop_reason] or "stop" } }),
+           usage = chat_usage(msg.usage) }
+end
+
+-- anthropic.chat_stream(emit[, include_usage]) -> translator of Messages events into chat
+-- chunks; emit(chunk) sends one and returns false when the client has gone.
+-- translator:event(name, doc) for each event -> false to stop; translator.done once
+-- message_stop came; translator.error: the message of an error event.
+local ChatStream = {}
+ChatStream.__index = ChatStream
+
+function anthropic.chat_stream(emit, include_usage)
+  return setmetatable({ emit = emit, include_usage = include_usage, ok = true, tools = {}, n = 0,
+                        id = nil, model = "", created = os.time(), usage = {} }, ChatStream)
+end
+
+function ChatStream:send(delta, finish, usage)
+  local doc = { id = self.id, object = "chat.completion.chunk", created = self.created, model = self.model,
+                choices = array(delta and { { index = 0, delta = delta, finish_reason = finish or null } } or {}),
+                usage = usage }
+  if self.ok and self.emit(doc) == false then self.ok = false end
+  return self.ok
+end
+
+local function tool_delta(k, fields) fields.index = k; return { tool_calls = array({ fields }) } end
+
+function ChatStream:event(name, doc)
+  if type(doc) ~= "table" then return self.ok end
+  local kind = str(doc.type) or name
+  if kind == "message_start" then
+    local m = type(doc.message) == "table" and doc.message or {}
+    self.id, self.model = str(m.id) or ("chatcmpl-" .. core.proc.random_hex(12)), str(m.model) or ""
+    for k, v in pairs(type(m.usage) == "table" and m.usage or {}) do self.usage[k] = v end
+    return self:send({ role = "assistant", content = "" })
+  elseif kind == "content_block_start" then
+    local b = type(doc.content_block) == "table" and doc.content_block or {}
+    if b.type == "tool_use" then
+      local call = { k = self.n, input = b.input, streamed = false }
+      self.n = self.n + 1
+      self.tools[doc.index or -1] = call
+      return self:send(tool_delta(call.k, { id = str(b.id) or "", type = "function",
+                                            ["function"] = { name = str(b.name) or "", arguments = "" } }))
+    elseif b.type == "text" and str(b.text) and b.text ~= "" then return self:send({ content = b.text })
+    elseif b.type == "thinking" and str(b.thinking) and b.thinking ~= "" then return self:send({ reasoning_content = b.thinking })
+    end
+  elseif kind == "content_block_delta" then
+    local d = type(doc.delta) == "table" and doc.delta or {}
+    if d.type == "text_delta" and str(d.text) then return self:send({ content = d.text })
+    elseif d.type == "thinking_delta" and str(d.thinking) then return self:send({ reasoning_content = d.thinking })
+    elseif d.type == "input_json_delta" and str(d.partial_json) then
+      local call = self.tools[doc.index or -1]
+      if call and d.partial_json ~= "" then
+        call.streamed = true
+        return self:send(tool_delta(call.k, { ["function"] = { arguments = d.partial_json } }))
+      end
+    end
+  elseif kind == "content_block_stop" then
+    local call = self.tools[doc.index or -1]
+    -- an input given whole at the start and never streamed goes out as one fragment
+    if call and not call.streamed and type(call.input) == "table" and next(call.input) then
+      return self:send(tool_delta(call.k, { ["function"] = { arguments = json.encode(call.input) } }))
+    end
+  elseif kind == "message_delta" then
+    for k, v in pairs(type(doc.usage) == "table" and doc.usage or {}) do self.usage[k] = v end
+    local d = type(doc.delta) == "table" and doc.delta or {}
+    self.finish = FINISH[d.stop_reason] or "stop"
+  elseif kind == "message_stop" then
+    self.done = true
+    local usage = chat_usage(self.usage)
+    self:send({}, self.finish or "stop", not self.include_usage and usage or nil)
+    if self.include_usage then self:send(nil, nil, usage) end
+  elseif kind == "error" then
+    local e = type(doc.error) == "table" and doc.error or {}
+    self.error = ("%s%s"):format(str(e.message) or "an error event", str(e.type) and (" (" .. e.type .. ")") or "")
+    return false
+  end
+  return self.ok
+end
+
 -- anthropic.count_tokens(body) -> an estimate of the input tokens (about four bytes each)
 function anthropic.count_tokens(body)
   local n = #json.encode({ body.system or "", body.messages or {}, body.tools or {} })

@@ -1,5 +1,6 @@
 -- The OpenAI chat-completions wire format: the request body, and the answer read as a stream.
 local core = require "core"
+local anthropic = require "wire.anthropic"
 local client = require "client"
 local provider = require "provider"
 
@@ -54,30 +55,48 @@ function openai.stream(p, params, on, ctx)
   local result = { text = {}, reasoning = {}, done = false }
   local broken
   local filter = p.chat_chunks and p.chat_chunks(p)   -- the provider's repairs of its answers
+  local function take(chunk)   -- -> false to stop
+    if take_chunk(filter and filter(chunk) or chunk, result, on) == false then
+      result.cancelled = true
+      return false
+    end
+  end
+  local function finish()
+    result.done = true
+    local last = filter and filter(nil)
+    if last then return take(last) end
+  end
+  local body, path = openai.prepare(p, openai.chat_body(params)), "/chat/completions"
+  local translator   -- a provider that speaks only Messages: its events become chunks
+  if p.api == "anthropic" then
+    local why
+    body, why = anthropic.from_chat(body, p.max_tokens)
+    if not body then return nil, why, "request" end
+    path, translator = p.messages_path, anthropic.chat_stream(take, true)
+  end
   local res, err, kind, hint = client.request(p, {
-    path = "/chat/completions",
-    body = openai.prepare(p, openai.chat_body(params)),
-    headers = { Accept = "text/event-stream" },
+    path = path, body = body,
+    headers = { Accept = "text/event-stream", ["anthropic-version"] = translator and anthropic.VERSION or nil },
     on_event = function(ev)
-      if ev.data == "[DONE]" then
-        result.done = true
-        local last = filter and filter(nil)
-        if last and take_chunk(last, result, on) == false then result.cancelled = true; return false end
-        return
-      end
+      if ev.data == "[DONE]" then return finish() end
       local chunk, jerr = core.json.decode(ev.data)
       if type(chunk) ~= "table" then
         broken = "the stream carried something that is not a JSON object: " .. (jerr or ev.data:sub(1, 80))
         return false
       end
+      if translator then
+        if translator:event(ev.event, chunk) == false then
+          if translator.error then broken = "the service reported an error mid-stream: " .. translator.error end
+          return false
+        end
+        if translator.done then return finish() end
+        return
+      end
       if type(chunk.error) == "table" then
         broken = "the service reported an error mid-stream: " .. tostring(chunk.error.message or "?")
         return false
       end
-      if take_chunk(filter and filter(chunk) or chunk, result, on) == false then
-        result.cancelled = true
-        return false
-      end
+      return take(chunk)
     end,
   }, ctx)
   if not res then return nil, err, kind, hint end
@@ -89,8 +108,8 @@ function openai.stream(p, params, on, ctx)
   if res.body ~= "" then   -- the service answered with one JSON document instead of a stream
     local doc = core.json.decode(res.body)
     if type(doc) ~= "table" then return nil, "the answer is neither an event stream nor JSON", "stream" end
-    take_chunk(filter and filter(doc) or doc, result, on)
-    result.done = true
+    take(translator and anthropic.to_chat(doc) or doc)
+    finish()
   end
   if not result.done and not result.finish_reason and not result.cancelled then
     return nil, "the stream ended before the answer was complete (no [DONE]); try again", "reset"

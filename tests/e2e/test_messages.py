@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from harness import ROOT, Home, Server, check, test
+from harness import ROOT, Home, Server, check, run, test
 from test_auth import call, kimi_env, write_kimi_cli_file
 from test_serve import Gateway, node_client, node_script, request, serving, stats
 
@@ -142,6 +142,55 @@ def a_refused_key_is_an_anthropic_authentication_error():
                                      dict(ANTHROPIC, **{"x-api-key": "right-key"}))
             doc = json.loads(raw)
             check(status == 502 and doc["error"]["type"] == "api_error" and "not a JSON" in doc["error"]["message"], doc)
+
+
+# --- the other way: OpenAI chat completions to a provider that speaks only Messages --------
+
+def messages_only_lua():
+    """A user.lua that tells kimictl the kimi provider has only its Messages endpoint."""
+    lua_dir = os.path.join(ROOT, "build", "tests", "messages-only-lua")
+    os.makedirs(lua_dir, exist_ok=True)
+    with open(os.path.join(lua_dir, "user.lua"), "w") as f:
+        f.write('return { providers = { kimi = { api = "anthropic" } } }\n')
+    return lua_dir
+
+
+@test
+def the_openai_client_reaches_a_messages_only_provider_through_translation():
+    with serving(KIMICTL_LUA_DIR=messages_only_lua()) as s:
+        check(node_client(s.gw, "plain") == {"content": "Hello from Kimi"}, "plain answer")
+        r = node_client(s.gw, "stream")
+        check(r["content"] == "Hello from Kimi" and r["usage"]["prompt_tokens"] == 12, r)
+        check(r["usage"]["completion_tokens"] == 3 and r["usage"]["total_tokens"] == 15, r)
+        r = node_client(s.gw, "tool")
+        check(r == {"tool_name": "get_weather", "arguments": {"city": "Paris"}, "final": "tool said: sunny in Paris"}, r)
+        st = stats(s.srv)
+        check(st["chat_calls"] == 0 and st["messages_calls"] == 4 and st["client_keys_forwarded"] == 0, st)
+        sent = [q for q in s.srv.requests() if q["path"].startswith("/coding/v1/messages")]
+        check(all(q["headers"]["anthropic-version"] == "2023-06-01" for q in sent), [q["headers"] for q in sent])
+        last = json.loads(sent[-1]["body"])
+        check(last["max_tokens"] >= 1 and last["tools"][0]["name"] == "get_weather", last)
+        turns = [(m["role"], [b["type"] for b in m["content"]]) for m in last["messages"]]
+        check(turns == [("user", ["text"]), ("assistant", ["tool_use"]), ("user", ["tool_result"])], turns)
+        check(last["messages"][1]["content"][0]["id"] == last["messages"][2]["content"][0]["tool_use_id"], last)
+        # Anthropic's own clients keep reaching the same endpoint as they were
+        r = sdk(s.gw, "stream", "kimi-for-coding")
+        check(r["text"] == "Hello from Kimi" and r["stop_reason"] == "end_turn", r)
+
+
+@test
+def kimictl_chat_speaks_to_a_messages_only_provider():
+    with serving(KIMICTL_LUA_DIR=messages_only_lua()) as s:
+        env = kimi_env(s.home, s.srv, KIMICTL_LUA_DIR=messages_only_lua())
+        r = run(["chat", "-p", "hi", "--provider", "kimi"], env)
+        check(r.returncode == 0 and r.stdout.strip() == "Hello from Kimi", (r.returncode, r.stdout, r.stderr))
+        check(stats(s.srv)["chat_calls"] == 0, stats(s.srv))
+
+        # a provider that names a dialect kimictl does not speak is refused with the reason
+        with open(os.path.join(messages_only_lua(), "user.lua"), "w") as f:
+            f.write('return { providers = { kimi = { api = "grpc" } } }\n')
+        r = run(["chat", "-p", "hi", "--provider", "kimi"], env)
+        check(r.returncode != 0 and 'api must be "openai" or "anthropic", got "grpc"' in r.stderr, (r.returncode, r.stderr))
 
 
 # --- Kimi's quirks, repaired in flight ------------------------------------------------------

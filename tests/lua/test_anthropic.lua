@@ -228,4 +228,158 @@ tests["count_tokens: an estimate that grows with the input"] = function()
   assert(small >= 1 and big > 400 and big < 700, small .. " " .. big)
 end
 
+-- --- the other way: chat completions to a provider that speaks only Messages --------------
+
+local CHAT_REQUESTS = {
+  { "system and developer messages joined, text and image parts, stop as a string, max_tokens",
+    { model = "m", max_tokens = 50, stop = "END", temperature = 0.2, user = "u7", messages = {
+      { role = "system", content = "be brief" }, { role = "developer", content = { { type = "text", text = "and kind" } } },
+      { role = "user", content = { { type = "text", text = "look" },
+        { type = "image_url", image_url = { url = "data:image/png;base64,AAAA" } },
+        { type = "image_url", image_url = { url = "https://x/y.png" } } } } } },
+    [[{"model":"m","max_tokens":50,"system":"be brief\n\nand kind","stop_sequences":["END"],"temperature":0.2,
+       "metadata":{"user_id":"u7"},"messages":[{"role":"user","content":[{"type":"text","text":"look"},
+       {"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}},
+       {"type":"image","source":{"type":"url","url":"https://x/y.png"}}]}]}]] },
+  { "a tool round trip: calls become tool_use (ids kept), tool messages one user turn of tool_result",
+    { model = "m", max_completion_tokens = 9, messages = {
+      { role = "user", content = "weather?" },
+      { role = "assistant", content = "Let me look.", reasoning_content = "hmm", tool_calls = {
+        { id = "call_1", type = "function", ["function"] = { name = "get_weather", arguments = '{"city":"Paris"}' } },
+        { id = "call_2", type = "function", ["function"] = { name = "get_time", arguments = "" } } } },
+      { role = "tool", tool_call_id = "call_1", content = "sunny" },
+      { role = "tool", tool_call_id = "call_2", content = { { type = "text", text = "noon" } } },
+      { role = "user", content = "and now?" } } },
+    [[{"model":"m","max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":"weather?"}]},
+       {"role":"assistant","content":[{"type":"text","text":"Let me look."},
+         {"type":"tool_use","id":"call_1","name":"get_weather","input":{"city":"Paris"}},
+         {"type":"tool_use","id":"call_2","name":"get_time","input":{}}]},
+       {"role":"user","content":[{"type":"tool_result","tool_use_id":"call_1","content":"sunny"},
+         {"type":"tool_result","tool_use_id":"call_2","content":"noon"},{"type":"text","text":"and now?"}]}]}]] },
+  { "tools, tool_choice required without parallel calls, thinking, stream; max_tokens from the provider",
+    { model = "m", stream = true, stream_options = { include_usage = true }, thinking = { type = "enabled" },
+      tool_choice = "required", parallel_tool_calls = false,
+      tools = { { type = "function", ["function"] = { name = "f", description = "d", parameters = { type = "object" } } } },
+      messages = { { role = "user", content = "go" } } },
+    [[{"model":"m","max_tokens":4096,"stream":true,"thinking":{"type":"enabled","budget_tokens":2048},
+       "tool_choice":{"type":"any","disable_parallel_tool_use":true},
+       "tools":[{"name":"f","description":"d","input_schema":{"type":"object"}}],
+       "messages":[{"role":"user","content":[{"type":"text","text":"go"}]}]}]] },
+  { "tool_choice by name, none",
+    { model = "m", tool_choice = { type = "function", ["function"] = { name = "f" } }, messages = { { role = "user", content = "x" } } },
+    [[{"model":"m","max_tokens":4096,"tool_choice":{"type":"tool","name":"f"},
+       "messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}]] },
+}
+
+for _, case in ipairs(CHAT_REQUESTS) do
+  tests["chat request: " .. case[1]] = function()
+    expect(assert(anthropic.from_chat(case[2], 4096)), case[3], case[1])
+  end
+end
+
+tests["chat request: what cannot be translated is named"] = function()
+  for _, c in ipairs({ { { model = "m", messages = "hi" }, "messages must be an array" },
+                       { { model = "m", messages = { "hi" } }, "messages.0 must be an object with a role" },
+                       { { model = "m", messages = { { role = "user", content = "x" } }, tools = "f" }, "tools must be an array" } }) do
+    local out, why = anthropic.from_chat(c[1], 1)
+    assert(out == nil and why:find(c[2], 1, true), ("%s -> %s"):format(enc(c[1]), tostring(why)))
+  end
+end
+
+tests["round trip: a Messages conversation through chat completions and back keeps every block and id"] = function()
+  local convo = dec([[{"model":"m","max_tokens":64,"system":"s","messages":[
+    {"role":"user","content":[{"type":"text","text":"weather?"}]},
+    {"role":"assistant","content":[{"type":"text","text":"Looking."},
+      {"type":"tool_use","id":"toolu_1","name":"f","input":{"city":"Paris"}}]},
+    {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"sunny"}]}]}]])
+  expect(assert(anthropic.from_chat(assert(anthropic.to_openai(convo)), 1)), enc(convo), "round trip")
+end
+
+tests["chat answer: text, thinking and tool_use blocks become one message; stop reasons and usage"] = function()
+  local msg = dec([[{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[
+    {"type":"thinking","thinking":"hmm","signature":"sig"},{"type":"text","text":"Looking."},
+    {"type":"tool_use","id":"toolu_1","name":"f","input":{"city":"Paris"}}],"stop_reason":"tool_use",
+    "usage":{"input_tokens":10,"cache_read_input_tokens":30,"output_tokens":5}}]])
+  local doc = anthropic.to_chat(msg)
+  doc.created = nil
+  expect(doc, [[{"id":"msg_1","object":"chat.completion","model":"m","choices":[{"index":0,"finish_reason":"tool_calls",
+    "message":{"role":"assistant","content":"Looking.","reasoning_content":"hmm","tool_calls":[
+      {"id":"toolu_1","type":"function","function":{"name":"f","arguments":"{\"city\":\"Paris\"}"}}]}}],
+    "usage":{"prompt_tokens":40,"completion_tokens":5,"total_tokens":45,"prompt_tokens_details":{"cached_tokens":30}}}]], "answer")
+  for stop, want in pairs({ end_turn = "stop", max_tokens = "length", stop_sequence = "stop", refusal = "content_filter" }) do
+    local d = anthropic.to_chat({ content = { { type = "text", text = "x" } }, stop_reason = stop })
+    assert(d.choices[1].finish_reason == want, stop .. " -> " .. d.choices[1].finish_reason)
+  end
+end
+
+-- Runs Messages events through the chat translator -> the chunks, and the message a client
+-- rebuilds from them as the openai SDK does (tool calls by index).
+local function to_chunks(events, include_usage)
+  local chunks = {}
+  local s = anthropic.chat_stream(function(doc) chunks[#chunks + 1] = dec(enc(doc)) end, include_usage)
+  for _, e in ipairs(events) do
+    if s:event(e[1], dec(enc(e[2]))) == false then break end
+  end
+  local m, calls = { content = "", reasoning = "" }, {}
+  for _, c in ipairs(chunks) do
+    local ch = c.choices[1]
+    if ch then
+      local d = ch.delta
+      m.content = m.content .. (type(d.content) == "string" and d.content or "")
+      m.reasoning = m.reasoning .. (d.reasoning_content or "")
+      for _, t in ipairs(d.tool_calls or {}) do
+        local call = calls[t.index + 1] or { id = "", name = "", arguments = "" }
+        calls[t.index + 1] = call
+        call.id = t.id or call.id
+        call.name = call.name .. ((t["function"] or {}).name or "")
+        call.arguments = call.arguments .. ((t["function"] or {}).arguments or "")
+      end
+      if ch.finish_reason ~= json.null then m.finish = ch.finish_reason end
+    end
+    if c.usage then m.usage = c.usage end
+  end
+  m.calls = calls
+  return m, chunks, s
+end
+
+local function ev(kind, fields) fields.type = kind; return { kind, fields } end
+local function start_ev() return ev("message_start", { message = { id = "msg_7", model = "m", usage = { input_tokens = 11 } } }) end
+
+tests["chat stream: thinking, text and two tool calls come out as OpenAI chunks, ids and arguments whole"] = function()
+  local m, chunks, s = to_chunks({
+    start_ev(), ev("ping", {}),
+    ev("content_block_start", { index = 0, content_block = { type = "thinking", thinking = "" } }),
+    ev("content_block_delta", { index = 0, delta = { type = "thinking_delta", thinking = "let me " } }),
+    ev("content_block_delta", { index = 0, delta = { type = "thinking_delta", thinking = "see" } }),
+    ev("content_block_delta", { index = 0, delta = { type = "signature_delta", signature = "sig" } }),
+    ev("content_block_stop", { index = 0 }),
+    ev("content_block_start", { index = 1, content_block = { type = "text", text = "" } }),
+    ev("content_block_delta", { index = 1, delta = { type = "text_delta", text = "Checking." } }),
+    ev("content_block_stop", { index = 1 }),
+    ev("content_block_start", { index = 2, content_block = { type = "tool_use", id = "toolu_a", name = "f", input = {} } }),
+    ev("content_block_delta", { index = 2, delta = { type = "input_json_delta", partial_json = '{"x":' } }),
+    ev("content_block_delta", { index = 2, delta = { type = "input_json_delta", partial_json = "1}" } }),
+    ev("content_block_stop", { index = 2 }),
+    ev("content_block_start", { index = 3, content_block = { type = "tool_use", id = "toolu_b", name = "g", input = { y = 2 } } }),
+    ev("content_block_stop", { index = 3 }),
+    ev("message_delta", { delta = { stop_reason = "tool_use" }, usage = { output_tokens = 9 } }),
+    ev("message_stop", {}) }, true)
+  assert(s.done, "message_stop seen")
+  assert(m.reasoning == "let me see" and m.content == "Checking." and m.finish == "tool_calls", enc(m))
+  expect(m.calls, [=[[{"id":"toolu_a","name":"f","arguments":"{\"x\":1}"},{"id":"toolu_b","name":"g","arguments":"{\"y\":2}"}]]=], "calls")
+  expect(m.usage, [[{"prompt_tokens":11,"completion_tokens":9,"total_tokens":20,"prompt_tokens_details":{"cached_tokens":0}}]], "usage")
+  assert(chunks[1].id == "msg_7" and chunks[1].choices[1].delta.role == "assistant", enc(chunks[1]))
+  assert(#chunks[#chunks].choices == 0, "usage in a chunk of its own when include_usage was asked")
+end
+
+tests["chat stream: an error event stops the stream and names the cause"] = function()
+  local _, chunks, s = to_chunks({ start_ev(),
+    ev("content_block_start", { index = 0, content_block = { type = "text", text = "" } }),
+    ev("content_block_delta", { index = 0, delta = { type = "text_delta", text = "Hel" } }),
+    ev("error", { error = { type = "overloaded_error", message = "Overloaded" } }),
+    ev("content_block_delta", { index = 0, delta = { type = "text_delta", text = "lo" } }) })
+  assert(s.error == "Overloaded (overloaded_error)" and not s.done, tostring(s.error))
+  assert(#chunks == 2, "no chunk after the error: " .. #chunks)
+end
+
 return tests

@@ -19,6 +19,12 @@ return {
     local h = provider.headers(p, { authorization = "Bearer t" }, { A = "override" })
     assert(h.A == "override" and h.B == "2" and h.C == nil and h.Authorization == "Bearer t")
   end,
+  ["headers: key_header carries the bare key instead of Authorization (Anthropic's x-api-key)"] = function()
+    local p = { name = "x", key_header = "x-api-key", headers = { ["anthropic-version"] = "2023-06-01" } }
+    local h = provider.headers(p, { authorization = "Bearer k1", token = "k1" })
+    assert(h["x-api-key"] == "k1" and h.Authorization == nil and h["anthropic-version"] == "2023-06-01")
+    assert(provider.headers(p, {})["x-api-key"] == nil, "no credentials, no header")
+  end,
   ["explain reads an OpenAI error body"] = function()
     local p = { name = "svc", hints = { [401] = "check the key" } }
     local msg, hint = provider.explain(p, { status = 401,
