@@ -346,13 +346,13 @@ local function configured()
   return names
 end
 
--- A provider's /models, kept briefly: { ids } or nil, message.
+-- A provider's /models, kept briefly: { { id, display_name?, created? } } or nil, message.
 local model_cache = {}
 local function models_of(p, ctx)
   local hit = model_cache[p.name]
-  if hit and hit.until_ > core.proc.clock_ms() then return hit.ids, hit.err end
+  if hit and hit.until_ > core.proc.clock_ms() then return hit.models, hit.err end
   local res, err, kind, hint = client.request(p, { path = "/models", timeout_ms = 15000 }, { profile = ctx.profile })
-  local ids, why = nil, nil
+  local models, why = nil, nil
   if not res then
     why = err .. (hint and (" " .. hint) or "")
   elseif res.status ~= 200 then
@@ -360,30 +360,43 @@ local function models_of(p, ctx)
     why = msg .. (h and (" " .. h) or "")
   else
     local doc = core.json.decode(res.body)
-    ids = {}
+    models = {}
     for _, m in ipairs(type(doc) == "table" and type(doc.data) == "table" and doc.data or {}) do
-      if type(m) == "table" and type(m.id) == "string" then ids[#ids + 1] = m.id end
+      if type(m) == "table" and type(m.id) == "string" then
+        models[#models + 1] = { id = m.id, display_name = type(m.display_name) == "string" and m.display_name or nil,
+                          created = math.tointeger(m.created) }
+      end
     end
   end
-  model_cache[p.name] = { ids = ids, err = why, until_ = core.proc.clock_ms() + (ids and 60000 or 5000) }
-  return ids, why
+  model_cache[p.name] = { models = models, err = why, until_ = core.proc.clock_ms() + (models and 60000 or 5000) }
+  return models, why
 end
 
--- GET /v1/models: provider/model ids of every configured provider, and the default's bare ids.
-local function list_models(ctx)
+-- GET /v1/models: provider/model ids of every configured provider, and the default's bare
+-- ids; in Anthropic's list shape when the client sent anthropic-version.
+local function list_models(ctx, req)
   local data, default = {}, config.default_provider()
+  local as_anthropic = req.headers["anthropic-version"] ~= nil
+  local function add(id, m, owner)
+    data[#data + 1] = as_anthropic
+      and { type = "model", id = id, display_name = m.display_name or id,
+            created_at = os.date("!%Y-%m-%dT%H:%M:%SZ", m.created or 0) }
+      or { id = id, object = "model", created = m.created or 0, owned_by = owner }
+  end
   for _, name in ipairs(configured()) do
     local p = provider.load(name)
-    local ids, why = models_of(p, ctx)
-    if not ids then core.log.warn(("models of %s: %s"):format(name, why)) end
-    for _, id in ipairs(ids or {}) do
-      data[#data + 1] = { id = name .. "/" .. id, object = "model", owned_by = name }
-    end
+    local models, why = models_of(p, ctx)
+    if not models then core.log.warn(("models of %s: %s"):format(name, why)) end
+    for _, m in ipairs(models or {}) do add(name .. "/" .. m.id, m, name) end
     if name == default then
-      for _, id in ipairs(ids or {}) do data[#data + 1] = { id = id, object = "model", owned_by = name } end
+      for _, m in ipairs(models or {}) do add(m.id, m, name) end
     end
   end
-  local body = core.json.encode({ object = "list", data = setmetatable(data, core.json.array_mt) })
+  local list = setmetatable(data, core.json.array_mt)
+  local body = core.json.encode(as_anthropic
+    and { data = list, has_more = false, first_id = data[1] and data[1].id or core.json.null,
+          last_id = data[#data] and data[#data].id or core.json.null }
+    or { object = "list", data = list })
   ctx.status, ctx.bytes = 200, #body
   ctx.res:respond(200, with(JSON, ctx.cors), body)
 end
@@ -392,11 +405,11 @@ end
 local function health(ctx)
   local name = config.default_provider()
   local ok, p = pcall(provider.load, name)
-  local ids, why
+  local models, why
   if not ok or not p then why = ("the default provider '%s' does not exist"):format(name)
-  else ids, why = models_of(p, ctx) end
-  local doc = ids and { status = "ok", provider = name } or { status = "unavailable", provider = name, cause = why }
-  local status = ids and 200 or 503
+  else models, why = models_of(p, ctx) end
+  local doc = models and { status = "ok", provider = name } or { status = "unavailable", provider = name, cause = why }
+  local status = models and 200 or 503
   local body = core.json.encode(doc)
   ctx.status, ctx.bytes = status, #body
   ctx.res:respond(status, with(JSON, ctx.cors), body)

@@ -102,6 +102,21 @@ def a_translated_stream_is_well_formed_event_by_event():
 
 
 @test
+def the_model_list_comes_in_the_dialect_of_the_client():
+    with serving() as s:
+        r = sdk(s.gw, "models", "-")
+        check({"id": "kimi/kimi-for-coding", "display_name": "Kimi for coding"} in r["models"], r)
+        check({"id": "kimi-k2.6", "display_name": "kimi-k2.6"} in r["models"], r)
+        status, _, raw = request(s.gw, "GET", "/v1/models", headers=ANTHROPIC)
+        doc = json.loads(raw)
+        check(status == 200 and doc["has_more"] is False and doc["first_id"] == doc["data"][0]["id"], doc)
+        check(all(m["type"] == "model" and m["created_at"].endswith("Z") for m in doc["data"]), doc)
+        status, _, raw = request(s.gw, "GET", "/v1/models")
+        doc = json.loads(raw)
+        check(doc["object"] == "list" and all(m["object"] == "model" for m in doc["data"]), doc)
+
+
+@test
 def errors_come_in_anthropic_shape_before_and_inside_a_stream():
     with Home() as home, Server("fake_kimi.py") as srv, Server("fake_openai.py") as oai:
         with Gateway(with_openai(home, srv, oai)) as gw:

@@ -6,6 +6,7 @@
 //   tool    a streamed tool_use, the tool_result sent back, the final answer streamed
 //                                                -> {"tool": {"id", "name", "input"}, "blocks": N,
 //                                                    "stop_reason": ..., "final": ...}
+//   models  the model list, every page (MODEL is ignored) -> {"models": [{"id", "display_name"}]}
 // Prints one JSON line on stdout; on failure prints the error on stderr and exits 1.
 // KIMICTL_NODE_MODULES names another node_modules folder.
 import { dirname, join } from "node:path";
@@ -32,12 +33,17 @@ async function streamed(client, request) {
 
 async function main() {
   const [baseURL, apiKey, mode, model] = process.argv.slice(2);
-  if (!baseURL || !apiKey || !["plain", "stream", "tool"].includes(mode) || !model) {
-    throw new Error("usage: node anthropic_client.mjs BASE_URL API_KEY plain|stream|tool MODEL");
+  if (!baseURL || !apiKey || !["plain", "stream", "tool", "models"].includes(mode) || !model) {
+    throw new Error("usage: node anthropic_client.mjs BASE_URL API_KEY plain|stream|tool|models MODEL");
   }
   const { default: Anthropic } = await import(pathToFileURL(join(modules, "@anthropic-ai", "sdk", "index.mjs")).href);
   // No retries: a test must see the first failure, not a second attempt that hides it.
   const client = new Anthropic({ baseURL, apiKey, maxRetries: 0, timeout: 60_000 });
+  if (mode === "models") {
+    const models = [];
+    for await (const m of client.models.list()) models.push({ id: m.id, display_name: m.display_name });
+    return { models };
+  }
   const messages = [{ role: "user", content: mode === "tool" ? "tool" : "hi" }];
 
   if (mode === "plain") {
