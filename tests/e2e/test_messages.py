@@ -8,7 +8,7 @@ import time
 
 from harness import ROOT, Home, Server, check, run, test
 from test_auth import call, kimi_env, write_kimi_cli_file
-from test_serve import Gateway, node_client, node_script, request, serving, stats
+from test_serve import Gateway, data_events, node_client, node_script, request, serving, stats, text_of
 
 MESSAGES = "/v1/messages"
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
@@ -206,6 +206,56 @@ def kimictl_chat_speaks_to_a_messages_only_provider():
             f.write('return { providers = { kimi = { api = "grpc" } } }\n')
         r = run(["chat", "-p", "hi", "--provider", "kimi"], env)
         check(r.returncode != 0 and 'api must be "openai" or "anthropic", got "grpc"' in r.stderr, (r.returncode, r.stderr))
+
+
+def readme_claude_provider(lua_dir, base_url):
+    """The README's example provider file for Anthropic's API, as written there, in lua_dir;
+    user.lua points it at the fake."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    start = readme.index("-- ~/.config/kimictl/lua/providers/claude.lua")
+    os.makedirs(os.path.join(lua_dir, "providers"), exist_ok=True)
+    with open(os.path.join(lua_dir, "providers", "claude.lua"), "w") as f:
+        f.write(readme[start:readme.index("```", start)])
+    with open(os.path.join(lua_dir, "user.lua"), "w") as f:
+        f.write('return { providers = { claude = { base_url = "%s/v1" } } }\n' % base_url)
+
+
+@test
+def the_readme_provider_for_anthropics_api_serves_openai_clients_and_chat():
+    with Home() as home, Server("fake_kimi.py") as srv, Server("fake_anthropic.py") as ant:
+        lua_dir = os.path.join(home.path, "claude-lua")   # not kimi_env's, which it rewrites
+        readme_claude_provider(lua_dir, ant.url())
+        env = kimi_env(home, srv, KIMICTL_LUA_DIR=lua_dir, ANTHROPIC_API_KEY="test-key")
+        with Gateway(env) as gw:
+            def client(mode):
+                return node_script("openai_client.mjs", gw.url + "/v1", "local", mode, "claude/claude-fake-1")
+            check(client("plain") == {"content": "Hello from Anthropic"}, "plain answer")
+            r = client("stream")
+            check(r["content"] == "Hello from Anthropic", r)
+            check(r["usage"]["prompt_tokens"] == 25 and r["usage"]["completion_tokens"] == 4, r)
+            check(r["usage"]["prompt_tokens_details"] == {"cached_tokens": 5}, r)
+            r = client("tool")
+            check(r == {"tool_name": "get_weather", "arguments": {"city": "Paris"}, "final": "tool said: sunny in Paris"}, r)
+            body = {"model": "claude/claude-fake-1", "stream": True, "messages": [{"role": "user", "content": "tool"}]}
+            status, _, raw = request(gw, "POST", "/v1/chat/completions", body)
+            deltas = [json.loads(e)["choices"][0]["delta"] for e in data_events(raw)[:-1]]
+            check(status == 200 and deltas[1] == {"reasoning_content": "I should look."}, deltas)
+            check(data_events(raw)[-1] == "[DONE]", raw)
+            # an error event mid-stream: OpenAI's error chunk, then [DONE]
+            status, _, raw = request(gw, "POST", "/v1/chat/completions", dict(body, messages=[{"role": "user", "content": "overload"}]))
+            events = data_events(raw)
+            err = json.loads(events[-2])["error"]
+            check(status == 200 and events[-1] == "[DONE]" and "Overloaded (overloaded_error)" in err["message"], events)
+            check(text_of(events[:-2]) == "Hel", events)
+        sent = [q for q in ant.requests() if q["method"] == "POST"]
+        check(sent and all(q["headers"].get("x-api-key") == "test-key" and "authorization" not in q["headers"]
+                           and q["headers"].get("anthropic-version") for q in sent), [q["headers"] for q in sent])
+        check(all(json.loads(q["body"])["max_tokens"] == 8192 for q in sent), "max_tokens from the provider file")
+        r = run(["chat", "-p", "hi", "--provider", "claude", "--model", "claude-fake-1"], env)
+        check(r.returncode == 0 and r.stdout.strip() == "Hello from Anthropic", (r.returncode, r.stdout, r.stderr))
+        r = run(["chat", "-p", "overload", "--provider", "claude", "--model", "claude-fake-1"], env)
+        check(r.returncode != 0 and "Overloaded (overloaded_error)" in r.stderr, (r.returncode, r.stderr))
 
 
 # --- Kimi's quirks, repaired in flight ------------------------------------------------------
