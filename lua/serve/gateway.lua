@@ -16,6 +16,7 @@ local LOOPBACK_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = tru
 local BUILTIN = { "kimi", "moonshot", "openai" }
 
 local function with(base, extra)
+  if not extra then return base end   -- the base tables are never changed
   local h = {}
   for k, v in pairs(base) do h[k] = v end
   for k, v in pairs(extra or {}) do h[k] = v end
@@ -130,7 +131,7 @@ local function forward(ctx, p, call, stream, tr)
   local status, ctype, body = up.status, up.headers["content-type"] or "application/json", up.body
   if tr then status, ctype, body = tr.answer(ctx, up, stream) end
   ctx.status, ctx.bytes, ctx.ttfb = status, #body, core.proc.now() - ctx.t0
-  res:respond(status, with({ ["Content-Type"] = ctype }, ctx.cors), body)
+  res:respond(status, with(ctype == "application/json" and JSON or { ["Content-Type"] = ctype }, ctx.cors), body)
 end
 
 -- The request body as a JSON object, or nil once a 400 is answered.
@@ -469,10 +470,21 @@ local function now_stamp()
   return stamp
 end
 
--- Seconds as milliseconds with one decimal, "12.3" (integer arithmetic: cheaper than %.1f).
+-- Whole numbers >= 0 as text; the small ones (statuses, sizes, milliseconds) kept, since
+-- each conversion is a call of snprintf.
+local small_numbers = {}
+local function itoa(n)
+  local s = small_numbers[n]
+  if s then return s end
+  s = tostring(n)
+  if n < 4096 then small_numbers[n] = s end
+  return s
+end
+
+-- Seconds as milliseconds with one decimal, "12.3".
 local function ms_text(x)
   local tenths = math.floor(x * 10000 + 0.5)
-  return ("%d.%d"):format(tenths // 10, tenths % 10)
+  return itoa(tenths // 10) .. "." .. itoa(tenths % 10)
 end
 
 local function log_line(s, ctx)
@@ -485,9 +497,10 @@ local function log_line(s, ctx)
       ttfb_ms = ttfb and tonumber(ttfb), upstream_id = ctx.upstream_id, error = ctx.note,
     })
   else
-    line = ("%s %s %s %s %s %d %dB %sms ttfb=%s id=%s%s"):format(now_stamp(), ctx.method, ctx.path,
-      ctx.provider or "-", ctx.model or "-", ctx.status or 0, ctx.bytes, took, ttfb and (ttfb .. "ms") or "-",
-      ctx.upstream_id or "-", ctx.note and (" error=" .. ctx.note) or "")
+    -- one concatenation of strings (string.format costs a conversion per field)
+    line = now_stamp() .. " " .. ctx.method .. " " .. ctx.path .. " " .. (ctx.provider or "-") .. " " ..
+      (ctx.model or "-") .. " " .. itoa(ctx.status or 0) .. " " .. itoa(ctx.bytes) .. "B " .. took .. "ms ttfb=" ..
+      (ttfb and (ttfb .. "ms") or "-") .. " id=" .. (ctx.upstream_id or "-") .. (ctx.note and (" error=" .. ctx.note) or "")
   end
   io.stderr:write(line .. "\n")   -- one write: lines of requests at once never interleave
 end
@@ -509,8 +522,10 @@ end
 -- settings: { key_hash, allow_origins = set, allow_hosts = set, log_format, profile }
 function gateway.handler(s)
   return function(req, res)
+    -- every field the request may set, named here so the table is made once at its size
     local ctx = { res = res, t0 = core.proc.now(), method = req.method, path = req.path, bytes = 0, profile = s.profile,
-                  dialect = req.path:find("^/v1/messages") and "anthropic" or "openai" }
+                  dialect = req.path:find("^/v1/messages") and "anthropic" or "openai", cors = nil, status = nil,
+                  ttfb = nil, provider = nil, model = nil, upstream_id = nil, note = nil }
     in_flight = in_flight + 1
     pace_gc()
     -- logged however the request ends (an error is answered 500 by the server)
