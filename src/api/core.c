@@ -12,8 +12,10 @@ void api_check_options(lua_State *L, int idx, const char *const known[]) {
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
     int ok = 0;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; known[i] && !ok; i++) ok = strcmp(lua_tostring(L, -1), known[i]) == 0;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (int i = 0; known[i] && !ok; i++) ok = k[0] == known[i][0] && strcmp(k, known[i]) == 0;
+    }
     if (!ok) {
       lua_pushfstring(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL));
       luaL_argerror(L, idx, lua_tostring(L, -1));

@@ -161,13 +161,22 @@ static void push_head(lua_State *L, struct call *c) {
 }
 
 /* One header of the table at the top, checked: its line's length, or 0 to skip it. */
+/* Whether s[0..n) holds no CR, LF or NUL (nor a colon, for a name). */
+static int header_text_ok(const char *s, size_t n, int name) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\r' || c == '\n' || c == '\0' || (name && c == ':')) return 0;
+  }
+  return 1;
+}
+
 static size_t header_line_len(lua_State *L) {
   if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) return 0;   /* false removes a header */
   if (lua_type(L, -2) != LUA_TSTRING)   /* checked first: lua_tolstring would change the key */
     luaL_error(L, "bad headers: use { [\"Name\"] = \"value\" }, not a list");
   size_t kn, vn;
   const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn);
-  if (!v || strlen(k) != kn || strlen(v) != vn || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
+  if (!v || !header_text_ok(k, kn, 1) || !header_text_ok(v, vn, 0))
     luaL_error(L, "bad header '%s': names and values are strings without CR, LF or NUL", k);
   return kn + 2 + vn + 1;
 }
@@ -186,8 +195,8 @@ static const char **header_lines(lua_State *L, int opts, size_t *size) {
   const char **lines = lua_newuserdatauv(L, *size, 0);
   char *t = (char *)(lines + count + 1);
   size_t i = 0;
-  for (lua_pushnil(L); lua_next(L, tbl); lua_pop(L, 1)) {
-    if (header_line_len(L) == 0) continue;
+  for (lua_pushnil(L); lua_next(L, tbl); lua_pop(L, 1)) {   /* checked in the first pass */
+    if (lua_isboolean(L, -1)) continue;
     size_t kn, vn;
     const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn);
     lines[i++] = t;
