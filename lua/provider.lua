@@ -15,7 +15,7 @@ local SCHEMA = {
   max_tokens = MS,
   base_url_env = "names", api_key_env = "names", model_env = "names",
   headers = "headers", hints = "table", explain = "function", chat_request = "function",
-  chat_chunks = "function", repair = "table",
+  chat_chunks = "function", messages_request = "function", repair = "table",
   regions = "regions",
   timeouts = { connect_ms = MS, idle_ms = MS, total_ms = MS },
   oauth = {

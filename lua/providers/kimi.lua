@@ -148,6 +148,10 @@ local function chat_chunks(p)
     if type(choice) ~= "table" then return chunk end
     local d = type(choice.delta) == "table" and choice.delta or type(choice.message) == "table" and choice.message
     local final = choice.message ~= nil or type(choice.finish_reason) == "string"
+    for _, c in ipairs(type(d) == "table" and type(d.tool_calls) == "table" and d.tool_calls or {}) do
+      local i = type(c) == "table" and math.tointeger(c.index)
+      if i and i >= n then n = i + 1 end   -- real calls keep their numbers; leaked ones come after
+    end
     local had = type(d) == "table" and type(d.content) == "string"
     if had or (final and type(d) == "table") then   -- the end of the answer flushes what was held
       local text, calls = feed(had and d.content or "", final)
@@ -209,6 +213,9 @@ return {
   -- prompt_cache_key, so one conversation (the same first two messages) keeps one key.
   repair = REPAIR,
   chat_chunks = chat_chunks,
+  -- Requests to the Messages endpoint (serve's /v1/messages): the old model names and the
+  -- max_tokens floor apply there too.
+  messages_request = repair_request,
   chat_request = function(p, body)
     repair_request(p, body)
     if body.prompt_cache_key == nil and type(body.messages) == "table" then

@@ -162,15 +162,19 @@ end
 -- The provider's repairs of its answers (p.chat_chunks), for forward(): each chunk decoded,
 -- repaired and sent on; what the repair held back goes out before [DONE].
 local function chunk_repair(filter)
-  local t = {}
+  local t, seen = {}, {}
   function t.event(ctx, res, ev)
     if ev.data == "[DONE]" then
       local last = filter(nil)
-      if last and not relay(ctx, res, { event = "", data = core.json.encode(last) }) then return false end
+      if last then   -- named like the chunks before it
+        last.id, last.object, last.created, last.model = seen.id, "chat.completion.chunk", seen.created, seen.model
+        if not relay(ctx, res, { event = "", data = core.json.encode(last) }) then return false end
+      end
       return relay(ctx, res, ev)
     end
     local doc = core.json.decode(ev.data)
     if type(doc) ~= "table" then return relay(ctx, res, ev) end
+    seen = doc
     return relay(ctx, res, { event = ev.event, data = core.json.encode(filter(doc)) })
   end
   function t.finish(ctx, res, message, kind)
@@ -218,11 +222,10 @@ local function chat_translation(filter, include_usage)
     local doc = anthropic.to_chat(msg)
     if filter then doc = filter(doc) end
     if not stream then return 200, "application/json", core.json.encode(doc) end
-    local frames = { "data: ", core.json.encode({ id = doc.id, object = "chat.completion.chunk", created = doc.created,
-                                                  model = doc.model, choices = { { index = 0, delta = doc.choices[1].message,
-                                                  finish_reason = doc.choices[1].finish_reason } }, usage = doc.usage }),
-                     "\n\ndata: [DONE]\n\n" }
-    return 200, "text/event-stream", table.concat(frames)
+    -- a whole answer where a stream was asked for: told as a stream of one chunk
+    local chunk = anthropic.as_chunk(doc)
+    chunk.object, chunk.created, chunk.model = "chat.completion.chunk", doc.created, doc.model
+    return 200, "text/event-stream", "data: " .. core.json.encode(chunk) .. "\n\ndata: [DONE]\n\n"
   end
   return t
 end
@@ -277,8 +280,13 @@ local function messages_translation(model, filter)
   end
   function t.finish(ctx, res, message, kind)
     tr = tr or anthropic.stream(model, emit_to(ctx, res))
-    if message then ctx.note = kind; tr:fail(502, message)
-    elseif not done then tr:finish() end
+    if tr.failed then ctx.note = "stream"   -- the upstream's error event is out already
+    elseif message then ctx.note = kind; tr:fail(502, message)
+    elseif not done and tr.stop then tr:finish()   -- a finish_reason but no [DONE]: complete enough
+    elseif not done then
+      ctx.note = "stream"
+      tr:fail(502, ctx.provider .. "'s stream ended before the answer was complete (no finish_reason, no [DONE])")
+    end
   end
   function t.answer(ctx, up, stream)
     local doc = core.json.decode(up.body)
@@ -310,6 +318,7 @@ local function messages(ctx, req)
   if not body then return true end
   local model, stream = body.model, body.stream == true
   if p.messages_path then
+    if p.messages_request then p.messages_request(p, body) end
     return forward(ctx, p, { path = p.messages_path, body = body, headers = messages_headers(req.headers, stream) },
                    stream)
   end
@@ -365,7 +374,8 @@ local function models_of(p, ctx)
     for _, m in ipairs(type(doc) == "table" and type(doc.data) == "table" and doc.data or {}) do
       if type(m) == "table" and type(m.id) == "string" then
         models[#models + 1] = { id = m.id, display_name = type(m.display_name) == "string" and m.display_name or nil,
-                          created = math.tointeger(m.created) }
+                                created = math.tointeger(m.created),
+                                created_at = type(m.created_at) == "string" and m.created_at or nil }
       end
     end
   end
@@ -381,7 +391,7 @@ local function list_models(ctx, req)
   local function add(id, m, owner)
     data[#data + 1] = as_anthropic
       and { type = "model", id = id, display_name = m.display_name or id,
-            created_at = os.date("!%Y-%m-%dT%H:%M:%SZ", m.created or 0) }
+            created_at = m.created_at or os.date("!%Y-%m-%dT%H:%M:%SZ", m.created or 0) }
       or { id = id, object = "model", created = m.created or 0, owned_by = owner }
   end
   for _, name in ipairs(configured()) do

@@ -167,7 +167,13 @@ end
 
 local STOP = { stop = "end_turn", length = "max_tokens", tool_calls = "tool_use", function_call = "tool_use",
                content_filter = "refusal" }
-local function stop_reason(finish) return STOP[finish] or (finish and "end_turn") or null end
+-- The stop reason of an answer: tool_use exactly when tool_use blocks were sent, whatever
+-- finish_reason says (some servers say "stop" after calls, or "tool_calls" after none).
+local function stop_reason(finish, with_tools)
+  if with_tools then return "tool_use" end
+  local r = STOP[finish] or "end_turn"
+  return r == "tool_use" and "end_turn" or r
+end
 
 local function usage_of(u)
   u = type(u) == "table" and u or {}
@@ -184,6 +190,12 @@ local function decode_input(arguments)
   return input
 end
 
+-- The first choice of a chat completion (or chunk) as a table, {} when there is none.
+local function first_choice(doc)
+  local choice = type(doc) == "table" and is_list(doc.choices) and doc.choices[1]
+  return type(choice) == "table" and choice or {}
+end
+
 local function message_id(id)
   id = (str(id) or ""):gsub("[^%w_-]", "")
   return "msg_" .. (id ~= "" and id or core.proc.random_hex(12))
@@ -191,32 +203,37 @@ end
 
 -- anthropic.from_openai(doc, model) -> a Messages answer, from a chat completion
 function anthropic.from_openai(doc, model)
-  local choice = type(doc) == "table" and is_list(doc.choices) and doc.choices[1] or {}
+  local choice = first_choice(doc)
   local m = type(choice.message) == "table" and choice.message or {}
   local content = {}
   if str(m.reasoning_content) and m.reasoning_content ~= "" then
     content[#content + 1] = { type = "thinking", thinking = m.reasoning_content, signature = "" }
   end
   if str(m.content) and m.content ~= "" then content[#content + 1] = { type = "text", text = m.content } end
+  local calls = 0
   for _, c in ipairs(is_list(m.tool_calls) and m.tool_calls or {}) do
-    local f = type(c["function"]) == "table" and c["function"] or {}
-    content[#content + 1] = { type = "tool_use", id = str(c.id) or "", name = str(f.name) or "",
-                              input = decode_input(f.arguments) }
+    local f = type(c) == "table" and type(c["function"]) == "table" and c["function"] or {}
+    if str(f.name) and f.name ~= "" then
+      calls = calls + 1
+      content[#content + 1] = { type = "tool_use", id = str(c.id) or "", name = f.name,
+                                input = decode_input(f.arguments) }
+    end
   end
   return { id = message_id(doc.id), type = "message", role = "assistant", model = model,
-           content = array(content), stop_reason = stop_reason(choice.finish_reason), stop_sequence = null,
+           content = array(content), stop_reason = stop_reason(choice.finish_reason, calls > 0), stop_sequence = null,
            usage = usage_of(doc.usage) }
 end
 
 -- anthropic.as_chunk(doc) -> a chat completion as one stream chunk (its message as the delta)
 function anthropic.as_chunk(doc)
-  local choice = type(doc) == "table" and is_list(doc.choices) and doc.choices[1] or {}
+  local choice = first_choice(doc)
   local m = type(choice.message) == "table" and choice.message or {}
   local delta = { content = m.content, reasoning_content = m.reasoning_content }
   if is_list(m.tool_calls) then
     delta.tool_calls = {}
     for k, c in ipairs(m.tool_calls) do
-      delta.tool_calls[k] = { index = k - 1, id = c.id, ["function"] = c["function"] }
+      if type(c) == "table" then delta.tool_calls[#delta.tool_calls + 1] = { index = k - 1, id = c.id, type = "function",
+                                                                            ["function"] = c["function"] } end
     end
   end
   return { id = type(doc) == "table" and doc.id or nil, usage = type(doc) == "table" and doc.usage or nil,
@@ -237,7 +254,7 @@ Stream.__index = Stream
 -- translator:finish() at [DONE] (or the end), translator:fail(status, message) on a failure.
 function anthropic.stream(model, emit)
   return setmetatable({ model = model, emit = emit, index = -1, open = nil, calls = {}, order = {},
-                        live = nil, held_text = {}, stop = nil, usage = nil, ok = true }, Stream)
+                        live = nil, held_text = {}, stop = nil, usage = nil, ok = true, tool_blocks = 0 }, Stream)
 end
 
 function Stream:send(name, doc)
@@ -263,6 +280,7 @@ end
 function Stream:open_block(kind, block)
   self:close_block()
   self.index = self.index + 1
+  if kind == "tool_use" then self.tool_blocks = self.tool_blocks + 1 end
   self.open = kind
   self:send("content_block_start", { type = "content_block_start", index = self.index, content_block = block })
 end
@@ -312,6 +330,11 @@ end
 
 function Stream:chunk(doc)
   if type(doc) ~= "table" then return self.ok end
+  if type(doc.error) == "table" then   -- the upstream's failure, told inside its stream
+    self.failed = true
+    self:fail(502, "the upstream reported an error mid-stream: " .. (str(doc.error.message) or "no message"))
+    return false
+  end
   self:start(doc.id)
   if type(doc.usage) == "table" then self.usage = doc.usage end
   local choice = is_list(doc.choices) and doc.choices[1]
@@ -348,10 +371,9 @@ function Stream:finish()
   self.live = nil
   for _, t in ipairs(self.held_text) do self:text(t[1], t[2]) end
   self:close_block()
-  local u = usage_of(self.usage)
   self:send("message_delta", { type = "message_delta",
-    delta = { stop_reason = stop_reason(self.stop or (#self.order > 0 and "tool_calls") or "stop"), stop_sequence = null },
-    usage = u })
+    delta = { stop_reason = stop_reason(self.stop, self.tool_blocks > 0), stop_sequence = null },
+    usage = usage_of(self.usage) })
   return self:send("message_stop", { type = "message_stop" })
 end
 
@@ -406,6 +428,12 @@ local function chat_misfit(body)
   if not is_list(body.messages) then return "messages must be an array" end
   for i, m in ipairs(body.messages) do
     if type(m) ~= "table" or not str(m.role) then return ("messages.%d must be an object with a role"):format(i - 1) end
+    if m.tool_calls ~= nil and m.tool_calls ~= null and not is_list(m.tool_calls) then
+      return ("messages.%d.tool_calls must be an array"):format(i - 1)
+    end
+    for j, c in ipairs(is_list(m.tool_calls) and m.tool_calls or {}) do
+      if type(c) ~= "table" then return ("messages.%d.tool_calls.%d must be an object"):format(i - 1, j - 1) end
+    end
   end
   if body.tools ~= nil and not is_list(body.tools) then return "tools must be an array" end
 end
@@ -452,8 +480,9 @@ function anthropic.from_chat(body, max_tokens)
     out.tool_choice = out.tool_choice or { type = "auto" }
     out.tool_choice.disable_parallel_tool_use = true
   end
-  if type(body.thinking) == "table" and body.thinking.type == "enabled" then
-    out.thinking = { type = "enabled", budget_tokens = math.max(1024, (out.max_tokens or 2048) // 2) }
+  -- the budget must be at least 1024 and below max_tokens: no room, no thinking
+  if type(body.thinking) == "table" and body.thinking.type == "enabled" and out.max_tokens > 1024 then
+    out.thinking = { type = "enabled", budget_tokens = math.max(1024, out.max_tokens // 2) }
   end
   local tools = {}
   for _, t in ipairs(body.tools or {}) do
@@ -556,9 +585,11 @@ function ChatStream:event(name, doc)
     end
   elseif kind == "content_block_stop" then
     local call = self.tools[doc.index or -1]
-    -- an input given whole at the start and never streamed goes out as one fragment
-    if call and not call.streamed and type(call.input) == "table" and next(call.input) then
-      return self:send(tool_delta(call.k, { ["function"] = { arguments = json.encode(call.input) } }))
+    -- an input never streamed (given whole at the start, or none at all) goes out as one
+    -- fragment: clients parse the arguments, and "" is not JSON
+    if call and not call.streamed then
+      local input = type(call.input) == "table" and not is_list(call.input) and call.input or {}
+      return self:send(tool_delta(call.k, { ["function"] = { arguments = next(input) and json.encode(input) or "{}" } }))
     end
   elseif kind == "message_delta" then
     for k, v in pairs(type(doc.usage) == "table" and doc.usage or {}) do self.usage[k] = v end

@@ -2,6 +2,9 @@
   echo     streams "Hello from the fake server" a word per event, then [DONE]
   gate     streams "first", waits until GET /_release, then the rest
   cut      streams two words, then drops the connection mid-stream
+  failing  streams two words, then an error object as an event (as some servers report a
+           failure mid-stream), then [DONE]
+  unended  streams two words, then ends the response cleanly: no finish_reason, no [DONE]
   garbage  streams an event that is not JSON
   json     answers with one JSON completion instead of a stream
   error500 answers 500 with an OpenAI-style error
@@ -91,10 +94,15 @@ class OpenAI(Handler):
             self.event(chunk_doc(model, " second"))
         elif results:
             self.event(chunk_doc(model, "tool said: " + str(results[-1].get("content"))))
-        elif model == "cut":
+        elif model in ("cut", "failing", "unended"):
             self.event(chunk_doc(model, WORDS[0]))
             self.event(chunk_doc(model, WORDS[1]))
-            return self.cut()
+            if model == "cut":
+                return self.cut()
+            if model == "failing":
+                self.event({"error": {"message": "the fake fell over", "type": "server_error"}})
+                self.event("[DONE]")
+            return self.end_stream()
         else:
             for w in WORDS:
                 self.event(chunk_doc(model, w))

@@ -135,6 +135,15 @@ def errors_come_in_anthropic_shape_before_and_inside_a_stream():
             check(events[-1][1]["type"] == "error" and events[-1][1]["error"]["type"] == "api_error", events[-1])
             texts = [d["delta"]["text"] for n, d in events if n == "content_block_delta"]
             check(texts == ["Hello", " from"], texts)
+            # an error told inside the upstream's stream, and a stream that just stops: an error
+            # event each, never a message that looks complete
+            for model, words in (("failing", "the fake fell over"), ("unended", "ended before the answer was complete")):
+                status, _, raw = request(gw, "POST", MESSAGES, {"model": "openai/" + model, "max_tokens": 5, "stream": True,
+                                                                "messages": [{"role": "user", "content": "hi"}]}, ANTHROPIC)
+                events = sse(raw)
+                names = [n for n, _ in events]
+                check(status == 200 and names[-1] == "error" and "message_stop" not in names, (model, names))
+                check(words in events[-1][1]["error"]["message"], events[-1])
             # the gateway is still serving
             status, _, raw = request(gw, "POST", MESSAGES + "/count_tokens", {"model": "openai/echo",
                                                                             "messages": [{"role": "user", "content": "x" * 400}]}, ANTHROPIC)
@@ -270,6 +279,22 @@ def leaked_tool_call_markup_reaches_clients_as_real_tool_calls():
         msg = json.loads(raw)["choices"][0]
         check(status == 200 and msg["finish_reason"] == "tool_calls" and msg["message"]["content"] == "Let me check.", msg)
         check(msg["message"]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}, msg)
+        # streamed, every chunk (the one the repair sends last too) is named like the others
+        status, _, raw = request(s.gw, "POST", "/v1/chat/completions",
+                                 {"model": "kimi-for-coding", "stream": True, "messages": [{"role": "user", "content": "tool"}]})
+        chunks = [json.loads(e) for e in data_events(raw)[:-1]]
+        check(status == 200 and all(c.get("id") and c.get("object") == "chat.completion.chunk" for c in chunks), chunks)
+
+
+@test
+def old_model_names_are_mapped_on_the_messages_route_too():
+    with serving() as s:
+        body = {"model": "k2p5", "max_tokens": 100, "thinking": {"type": "enabled", "budget_tokens": 50},
+                "messages": [{"role": "user", "content": "hi"}]}
+        status, _, raw = request(s.gw, "POST", MESSAGES, body, ANTHROPIC)
+        check(status == 200 and json.loads(raw)["content"][0]["text"] == "Hello from Kimi", raw)
+        sent = json.loads([q for q in s.srv.requests() if q["path"].startswith("/coding/v1/messages")][-1]["body"])
+        check(sent["model"] == "kimi-for-coding" and sent["max_tokens"] == 16000, sent)
 
 
 @test

@@ -5,10 +5,11 @@ local core = require "core"
 local json = core.json
 local enc, dec = json.encode, json.decode
 
--- Deep equality of decoded JSON (arrays and objects alike), for the expectations below.
+-- Deep equality of decoded JSON; an array is never equal to an object, empty ones included.
 local function same(a, b)
   if type(a) ~= type(b) then return false end
   if type(a) ~= "table" then return a == b end
+  if (getmetatable(a) == json.array_mt) ~= (getmetatable(b) == json.array_mt) then return false end
   for k, v in pairs(a) do if not same(v, b[k]) then return false end end
   for k in pairs(b) do if a[k] == nil then return false end end
   return true
@@ -59,7 +60,7 @@ local function rebuild(events)
     end
   end
   assert(next(open) == nil, "a block was never stopped")
-  return blocks
+  return setmetatable(blocks, json.array_mt)
 end
 
 local function chunk(delta, finish, usage)
@@ -338,7 +339,7 @@ local function to_chunks(events, include_usage)
     end
     if c.usage then m.usage = c.usage end
   end
-  m.calls = calls
+  m.calls = setmetatable(calls, json.array_mt)
   return m, chunks, s
 end
 
@@ -380,6 +381,62 @@ tests["chat stream: an error event stops the stream and names the cause"] = func
     ev("content_block_delta", { index = 0, delta = { type = "text_delta", text = "lo" } }) })
   assert(s.error == "Overloaded (overloaded_error)" and not s.done, tostring(s.error))
   assert(#chunks == 2, "no chunk after the error: " .. #chunks)
+end
+
+tests["stream: an error inside the upstream's stream ends it with an error event, not a complete message"] = function()
+  local ev = {}
+  local s = anthropic.stream("m", function(name, doc) ev[#ev + 1] = { name, dec(enc(doc)) } end)
+  assert(s:chunk(dec(chunk({ content = "Hel" }))))
+  assert(s:chunk(dec([[{"error":{"message":"overloaded","type":"server_error"}}]])) == false, "told to stop")
+  assert(s.failed and names(ev) == "message_start ping content_block_start content_block_delta error", names(ev))
+  assert(ev[#ev][2].error.message:find("overloaded", 1, true), enc(ev[#ev][2]))
+end
+
+tests["stop_reason: tool_use exactly when a tool_use block went out"] = function()
+  local ev = translate({ chunk({ tool_calls = { { index = 0, id = "a", ["function"] = { name = "f", arguments = "{}" } } } }),
+                         chunk({}, "stop") })
+  assert(ev[#ev - 1][2].delta.stop_reason == "tool_use", "stop after calls: " .. enc(ev[#ev - 1][2]))
+  ev = translate({ chunk({ tool_calls = { { index = 0, ["function"] = { arguments = "{}" } } } }), chunk({}, "tool_calls") })
+  assert(ev[#ev - 1][2].delta.stop_reason == "end_turn", "no block, no tool_use: " .. enc(ev[#ev - 1][2]))
+  local m = anthropic.from_openai(dec([[{"choices":[{"finish_reason":"stop","message":{"content":null,
+    "tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}]]), "m")
+  assert(m.stop_reason == "tool_use", m.stop_reason)
+end
+
+tests["answer: a choice that is null or calls that are not objects give an empty message, no crash"] = function()
+  local m = anthropic.from_openai(dec([[{"choices":[null]}]]), "m")
+  assert(#m.content == 0 and m.stop_reason == "end_turn", enc(m))
+  m = anthropic.from_openai(dec([[{"choices":[{"message":{"tool_calls":[5,null]},"finish_reason":"tool_calls"}]}]]), "m")
+  assert(#m.content == 0, enc(m))
+  local c = anthropic.as_chunk(dec([[{"choices":[{"message":{"tool_calls":[5,{"id":"x","function":{"name":"f"}}]}}]}]]))
+  assert(#c.choices[1].delta.tool_calls == 1 and c.choices[1].delta.tool_calls[1].index == 1, enc(c))
+end
+
+tests["chat request: malformed tool_calls are a 400's message, not a crash"] = function()
+  local out, why = anthropic.from_chat(dec([[{"model":"m","messages":[{"role":"user","content":"hi"},
+    {"role":"assistant","tool_calls":[5]}]}]]))
+  assert(out == nil and why == "messages.1.tool_calls.0 must be an object", tostring(why))
+  out, why = anthropic.from_chat(dec([[{"model":"m","messages":[{"role":"assistant","tool_calls":"f"}]}]]))
+  assert(out == nil and why == "messages.0.tool_calls must be an array", tostring(why))
+end
+
+tests["chat request: the thinking budget fits under max_tokens, or thinking is left off"] = function()
+  local function budget(max)
+    local out = anthropic.from_chat({ model = "m", max_tokens = max, thinking = { type = "enabled" },
+                                      messages = { { role = "user", content = "x" } } })
+    return out.thinking and out.thinking.budget_tokens
+  end
+  assert(budget(1000) == nil and budget(1024) == nil, "no room under 1025")
+  assert(budget(1025) == 1024 and budget(1500) == 1024 and budget(16000) == 8000)
+end
+
+tests["chat stream: a tool call with no input streamed has arguments {} (JSON), not \"\""] = function()
+  local m = to_chunks({ start_ev(),
+    ev("content_block_start", { index = 0, content_block = { type = "tool_use", id = "t", name = "now", input = {} } }),
+    ev("content_block_delta", { index = 0, delta = { type = "input_json_delta", partial_json = "" } }),
+    ev("content_block_stop", { index = 0 }),
+    ev("message_delta", { delta = { stop_reason = "tool_use" } }), ev("message_stop", {}) })
+  expect(m.calls, [=[[{"id":"t","name":"now","arguments":"{}"}]]=], "calls")
 end
 
 return tests

@@ -36,6 +36,15 @@ return {
       assert(calls[1].id == "functions.get_weather:0", calls[1].id)
     end
   end,
+  ["leaked calls are numbered after the real ones of the same stream"] = function()
+    local filter = p.chat_chunks(p)
+    local real = filter({ choices = { { index = 0, delta = { tool_calls = {
+      { index = 0, id = "call_real", type = "function", ["function"] = { name = "f", arguments = "{}" } } } } } } })
+    assert(real.choices[1].delta.tool_calls[1].index == 0)
+    local out = filter({ choices = { { index = 0, delta = { content = LEAK }, finish_reason = "stop" } } })
+    local calls = out.choices[1].delta.tool_calls
+    assert(#calls == 2 and calls[1].index == 1 and calls[2].index == 2, "leaked calls collide with the real one")
+  end,
   ["text that only looks like the start of markup is held, then shown"] = function()
     local filter = p.chat_chunks(p)
     local c = filter({ choices = { { index = 0, delta = { content = "a <|tool" } } } })
