@@ -160,7 +160,6 @@ static void push_head(lua_State *L, struct call *c) {
   buf_free(&c->head);
 }
 
-/* One header of the table at the top, checked: its line's length, or 0 to skip it. */
 /* Whether s[0..n) holds no CR, LF or NUL (nor a colon, for a name). */
 static int header_text_ok(const char *s, size_t n, int name) {
   for (size_t i = 0; i < n; i++) {
@@ -170,6 +169,7 @@ static int header_text_ok(const char *s, size_t n, int name) {
   return 1;
 }
 
+/* One header of the table at the top, checked: its line's length, or 0 to skip it. */
 static size_t header_line_len(lua_State *L) {
   if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) return 0;   /* false removes a header */
   if (lua_type(L, -2) != LUA_TSTRING)   /* checked first: lua_tolstring would change the key */

@@ -166,6 +166,14 @@ return {
     assert(not ok and err:find("not a list"), err)
     ok, err = pcall(core.http.request, { url = "http://127.0.0.1:9/", headers = { ["X"] = "a\0b" } })
     assert(not ok and err:find("without CR, LF or NUL"), err)
+    for _, h in ipairs({ { ["X:Y"] = "v" }, { ["X\0"] = "v" }, { ["X"] = "a\nb" }, { ["X"] = "\r" } }) do
+      ok, err = pcall(core.http.request, { url = "http://127.0.0.1:9/", headers = h })
+      assert(not ok and err:find("bad header"), tostring(err))
+    end
+    for _, name in ipairs({ "meth", "methods", "u", "Url" }) do   -- near misses of real options
+      ok, err = pcall(core.http.request, { url = "http://127.0.0.1:9/", [name] = "x" })
+      assert(not ok and err:find("unknown option '" .. name .. "'", 1, true), tostring(err))
+    end
   end,
   ["http: invalid option values are argument errors naming the option"] = function()
     local url = "http://127.0.0.1:9/"
