@@ -170,13 +170,18 @@ def a_refused_key_is_an_anthropic_authentication_error():
 
 # --- the other way: OpenAI chat completions to a provider that speaks only Messages --------
 
-def messages_only_lua():
-    """A user.lua that tells kimictl the kimi provider has only its Messages endpoint."""
-    lua_dir = os.path.join(ROOT, "build", "tests", "messages-only-lua")
+def user_lua(name, text):
+    """A Lua directory build/tests/NAME whose user.lua is TEXT -> its path."""
+    lua_dir = os.path.join(ROOT, "build", "tests", name)
     os.makedirs(lua_dir, exist_ok=True)
     with open(os.path.join(lua_dir, "user.lua"), "w") as f:
-        f.write('return { providers = { kimi = { api = "anthropic" } } }\n')
+        f.write(text)
     return lua_dir
+
+
+def messages_only_lua():
+    """A user.lua that tells kimictl the kimi provider has only its Messages endpoint."""
+    return user_lua("messages-only-lua", 'return { providers = { kimi = { api = "anthropic" } } }\n')
 
 
 @test
@@ -211,8 +216,7 @@ def kimictl_chat_speaks_to_a_messages_only_provider():
         check(stats(s.srv)["chat_calls"] == 0, stats(s.srv))
 
         # a provider that names a dialect kimictl does not speak is refused with the reason
-        with open(os.path.join(messages_only_lua(), "user.lua"), "w") as f:
-            f.write('return { providers = { kimi = { api = "grpc" } } }\n')
+        user_lua("messages-only-lua", 'return { providers = { kimi = { api = "grpc" } } }\n')
         r = run(["chat", "-p", "hi", "--provider", "kimi"], env)
         check(r.returncode != 0 and 'api must be "openai" or "anthropic", got "grpc"' in r.stderr, (r.returncode, r.stderr))
 
@@ -310,10 +314,7 @@ def thinking_turns_are_repaired_and_the_repair_can_be_turned_off():
         sent = json.loads([q for q in s.srv.requests() if q["path"] == "/coding/v1/chat/completions"][-1]["body"])
         check(sent["model"] == "kimi-for-coding" and sent["max_tokens"] == 16000, sent)
         check(sent["messages"][1].get("reasoning_content") == "" and "content" not in sent["messages"][1], sent["messages"][1])
-    lua_dir = os.path.join(ROOT, "build", "tests", "no-repair-lua")
-    os.makedirs(lua_dir, exist_ok=True)
-    with open(os.path.join(lua_dir, "user.lua"), "w") as f:
-        f.write("return { providers = { kimi = { repair = { reasoning_content = false } } } }\n")
+    lua_dir = user_lua("no-repair-lua", "return { providers = { kimi = { repair = { reasoning_content = false } } } }\n")
     with serving(KIMICTL_LUA_DIR=lua_dir) as s:
         status, _, raw = request(s.gw, "POST", "/v1/chat/completions", turn)
         doc = json.loads(raw)
