@@ -14,6 +14,8 @@ local SCHEMA = {
   serve = { listen = "string", api_key = "string", api_key_file = "string", allow_origins = "strings",
             log_format = "log_format", max_body = "bytes", drain_ms = "ms",
             header_timeout_ms = "ms", idle_timeout_ms = "ms" },
+  chat = { retries = "count", retry_first_ms = "ms", retry_max_ms = "ms", retry_max_wait_ms = "ms",
+           max_steps = "positive", tools = "string", thinking = "boolean", max_tokens = "positive" },
 }
 
 local CHECK = {
@@ -21,6 +23,9 @@ local CHECK = {
   string = { function(v) return type(v) == "string" end, "a string", shows = true },
   bytes = { function(v) return math.tointeger(v) ~= nil and v > 0 end, "a whole number of bytes > 0" },
   ms = { function(v) return math.tointeger(v) ~= nil and v >= 0 end, "a whole number of milliseconds >= 0" },
+  count = { function(v) return math.tointeger(v) ~= nil and v >= 0 end, "a whole number >= 0" },
+  positive = { function(v) return math.tointeger(v) ~= nil and v > 0 end, "a whole number > 0" },
+  boolean = { function(v) return type(v) == "boolean" end, "true or false" },
   log_format = { function(v) return v == "text" or v == "json" end, '"text" or "json"', shows = true },
   strings = { function(v)
     if type(v) ~= "table" then return false end

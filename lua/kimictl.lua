@@ -16,7 +16,8 @@ end
 
 -- Each command lives in lua/commands/<name>.lua and returns a spec with a run function.
 local commands = {
-  { "chat", "Send a prompt and stream the answer" },
+  { "chat", "Send a prompt and stream the answer; tools, sessions, JSON output" },
+  { "sessions", "List, show or remove saved chat sessions" },
   { "serve", "Run a local OpenAI-compatible gateway with fresh credentials" },
   { "login", "Sign in to Kimi Code, or save an API key" },
   { "logout", "Forget a login" },

@@ -23,6 +23,16 @@ function paths.state_dir()
   return (env("XDG_STATE_HOME") or (paths.home() .. "/.local/state")) .. "/kimictl"
 end
 
+-- $XDG_DATA_HOME/kimictl, else ~/.local/share/kimictl: the user's own records (sessions).
+function paths.data_dir()
+  return (env("XDG_DATA_HOME") or (paths.home() .. "/.local/share")) .. "/kimictl"
+end
+
+-- $XDG_CACHE_HOME/kimictl, else ~/.cache/kimictl: what may be thrown away (model lists).
+function paths.cache_dir()
+  return (env("XDG_CACHE_HOME") or (paths.home() .. "/.cache")) .. "/kimictl"
+end
+
 -- A name that becomes part of a path (profile, provider): letters, digits, '-' and '_',
 -- 1 to 64 of them, so that "../x", "a/b" or "" can never name a file elsewhere.
 -- paths.check_name(what, s) -> s | nil, message

@@ -12,7 +12,7 @@ local MS = "ms"
 local SCHEMA = {
   name = "string", description = "string", api = "string", auth = "string",
   base_url = "string", default_model = "string", messages_path = "string", key_header = "string",
-  max_tokens = MS,
+  max_tokens = MS, replay_reasoning = "boolean",
   base_url_env = "names", api_key_env = "names", model_env = "names",
   headers = "headers", hints = "table", explain = "function", chat_request = "function",
   chat_chunks = "function", messages_request = "function", repair = "table",
@@ -39,6 +39,7 @@ end end
 local KINDS = {
   string = { function(v) return type(v) == "string" end, "a string", shows = true },
   table = { function(v) return type(v) == "table" end, "a table" },
+  boolean = { function(v) return type(v) == "boolean" end, "true or false" },
   ["function"] = { function(v) return type(v) == "function" end, "a function" },
   ms = { is_ms, "a whole number >= 0" },
   ms_list = { list_of(is_ms), "a list of whole numbers >= 0" },

@@ -96,3 +96,20 @@ int fs_mkdir_p(const char *path, mode_t mode) {
   if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
   return 0;
 }
+
+int fs_append(const char *path, const char *data, size_t len, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode & 0777);
+  if (fd < 0) return -1;
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      close(fd);
+      errno = e;
+      return -1;
+    }
+    data += n, len -= (size_t)n;
+  }
+  return close(fd);
+}

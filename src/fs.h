@@ -12,5 +12,9 @@ int fs_read(const char *path, struct buf *out);
    a reader sees the old file or the new one, never a mix, and a crash loses neither. */
 int fs_write_atomic(const char *path, const char *data, size_t len, mode_t mode);
 int fs_mkdir_p(const char *path, mode_t mode);
+/* data added at the end of path (created with mode) by one write call after another, with
+   O_APPEND, so that an append never interleaves with another's and a crash leaves at most a
+   torn last piece, never damage before it. */
+int fs_append(const char *path, const char *data, size_t len, mode_t mode);
 
 #endif

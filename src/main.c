@@ -57,6 +57,12 @@ static void install_searcher(lua_State *L) {
   lua_insert(L, -2);
   lua_rawseti(L, -2, 1);
   luaL_requiref(L, "core", luaopen_core, 0);
+  lua_newtable(L);                   /* core.embedded: the names of the embedded files */
+  for (int i = 0; embedded_lua[i].name; i++) {
+    lua_pushstring(L, embedded_lua[i].name);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "embedded");
   lua_getfield(L, -1, "lua_dir");
   lua_pushcclosure(L, searcher, 1);
   lua_rawseti(L, -3, 2);

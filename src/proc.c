@@ -101,7 +101,7 @@ static void cloexec_all(void) {
 }
 
 /* The child's descriptors and attributes; posix_spawn's error number, or 0. */
-static int spawn(pid_t *pid, char *const argv[], int out, int stderr_null) {
+static int spawn(pid_t *pid, char *const argv[], int out, int stderr_mode) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   sigset_t none, all;
@@ -119,7 +119,8 @@ static int spawn(pid_t *pid, char *const argv[], int out, int stderr_null) {
     /* dup2 first: the pipe may have been given descriptor 0 or 2 */
     rc = posix_spawn_file_actions_adddup2(&fa, out, 1);
     if (!rc) rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (!rc && stderr_null) rc = posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (!rc && stderr_mode == PROC_STDERR_NULL) rc = posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (!rc && stderr_mode == PROC_STDERR_STDOUT) rc = posix_spawn_file_actions_adddup2(&fa, out, 2);
     if (!rc) rc = posix_spawnattr_setflags(&attr, flags);
     if (!rc) rc = posix_spawnattr_setsigmask(&attr, &none);
     if (!rc) rc = posix_spawnattr_setsigdefault(&attr, &all);
@@ -130,13 +131,14 @@ static int spawn(pid_t *pid, char *const argv[], int out, int stderr_null) {
   return rc;
 }
 
-int proc_spawn_detached(struct proc_child *c, char *const argv[], int stderr_null) {
+int proc_spawn_detached(struct proc_child *c, char *const argv[], int stderr_mode) {
   int fds[2];
   c->pid = 0;
   c->out = -1;
+  c->dropped = 0;
   if (cloexec_pipe(fds) != 0) return -1;
   cloexec_all();
-  int rc = spawn(&c->pid, argv, fds[1], stderr_null);
+  int rc = spawn(&c->pid, argv, fds[1], stderr_mode);
   close(fds[1]);
   if (rc) {
     close(fds[0]);
@@ -151,13 +153,15 @@ int proc_spawn_detached(struct proc_child *c, char *const argv[], int stderr_nul
 }
 
 /* One read from the child's stdout: into out while it has room, else dropped. 0 at EOF. */
-static ssize_t read_some(int fd, struct buf *out) {
+static ssize_t read_some(struct proc_child *c, struct buf *out) {
   char drop[4096];
+  int fd = c->out;
   size_t room = out->max ? out->max - out->len : sizeof drop;
   if (room > sizeof drop) room = sizeof drop;
   if (room == 0) {
     ssize_t n = read(fd, drop, sizeof drop);
     secure_zero(drop, sizeof drop);
+    if (n > 0) c->dropped += (size_t)n;
     return n;
   }
   if (buf_reserve(out, room) != 0) return -1;
@@ -168,7 +172,7 @@ static ssize_t read_some(int fd, struct buf *out) {
 
 int proc_collect_some(struct proc_child *c, struct buf *out, int *status) {
   while (c->out >= 0) {
-    ssize_t n = read_some(c->out, out);
+    ssize_t n = read_some(c, out);
     if (n == 0) close(c->out), c->out = -1;
     else if (n < 0 && errno == EAGAIN) return 0;
     else if (n < 0 && errno != EINTR) return -1;
@@ -184,6 +188,11 @@ int proc_collect_some(struct proc_child *c, struct buf *out, int *status) {
 void proc_child_close(struct proc_child *c) {
   if (c->out >= 0) close(c->out);
   c->out = -1;
+  if (c->kill && c->pid > 0) {   /* the child leads its own group: the group goes with it */
+    kill(-c->pid, SIGKILL);
+    while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {}
+    c->pid = 0;
+  }
 }
 
 /* The terminal's settings while echo is off, for the signal handler to put back. */

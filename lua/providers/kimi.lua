@@ -182,6 +182,7 @@ return {
   default_model = "kimi-for-coding",
   messages_path = "/messages?beta=true",   -- Anthropic's Messages API, spoken natively (serve)
   model_env = { "KIMI_MODEL_NAME" },
+  replay_reasoning = true,                 -- each turn's reasoning_content goes back (§6)
   regions = {
     ["mainland-cn"] = { oauth = "https://auth.kimi.com", api = "https://api.kimi.com/coding/v1" },
     global = { oauth = "https://auth.kimi.ai", api = "https://api.kimi.ai/coding/v1" },

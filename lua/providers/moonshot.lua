@@ -11,6 +11,7 @@ return {
   api_key_env = { "MOONSHOT_API_KEY" },
   default_model = "kimi-k2.5",
   model_env = { "MOONSHOT_MODEL" },
+  replay_reasoning = true,   -- thinking models want each turn's reasoning_content back
   regions = {
     global = { api = "https://api.moonshot.ai/v1" },
     cn = { api = "https://api.moonshot.cn/v1" },

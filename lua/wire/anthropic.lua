@@ -174,7 +174,9 @@ local function stop_reason(finish, with_tools)
   local r = STOP[finish] or "end_turn"
   return r == "tool_use" and "end_turn" or r
 end
+anthropic.stop_reason = stop_reason
 
+-- OpenAI's usage in Anthropic's words: input_tokens do not count the cached ones.
 local function usage_of(u)
   u = type(u) == "table" and u or {}
   local details = type(u.prompt_tokens_details) == "table" and u.prompt_tokens_details or {}
@@ -183,6 +185,7 @@ local function usage_of(u)
            output_tokens = math.tointeger(u.completion_tokens) or 0,
            cache_read_input_tokens = cached }
 end
+anthropic.usage_of = usage_of
 
 local function decode_input(arguments)
   local input = json.decode(arguments or "")

@@ -7,6 +7,7 @@ local provider = require "provider"
 local openai = {}
 
 -- openai.chat_body(params) -> request body; params: model, messages, tools, max_tokens, extra
+-- (fields added as they are: thinking, temperature, prompt_cache_key, ...)
 function openai.chat_body(params)
   local body = {
     model = params.model,
@@ -27,10 +28,35 @@ function openai.prepare(p, body)
   return body
 end
 
+-- One fragment of a streamed tool call: the first names the call (index, id, name), the
+-- rest carry pieces of its arguments; calls may interleave. A fragment without an index
+-- continues the call its id names, or the last call.
+local function take_call(c, result)
+  if type(c) ~= "table" then return end
+  local fn = type(c["function"]) == "table" and c["function"] or {}
+  local i = math.tointeger(c.index)
+  local call = i and result.by_index[i]
+  if not call and not i and type(c.id) == "string" then
+    for _, x in ipairs(result.calls) do if x.id == c.id then call = x end end
+  end
+  if not call and not i and type(c.id) ~= "string" then call = result.calls[#result.calls] end
+  if not call then
+    call = { id = nil, type = c.type or "function", name = "", arguments = {} }
+    result.calls[#result.calls + 1] = call
+    if i then result.by_index[i] = call end
+  end
+  if type(c.id) == "string" and c.id ~= "" then call.id = c.id end
+  if type(fn.name) == "string" then call.name = call.name .. fn.name end   -- as OpenAI's SDKs gather it
+  if type(fn.arguments) == "string" then call.arguments[#call.arguments + 1] = fn.arguments
+  elseif type(fn.arguments) == "table" then call.arguments[#call.arguments + 1] = core.json.encode(fn.arguments) end
+end
+
 -- Fold one chunk of the stream into the result and tell the handlers; false when a
 -- handler returned false (stop the stream).
 local function take_chunk(chunk, result, on)
+  if on.chunk and on.chunk(chunk) == false then return false end
   if type(chunk.usage) == "table" then result.usage = chunk.usage end
+  if type(chunk.model) == "string" then result.model = chunk.model end
   local choice = type(chunk.choices) == "table" and chunk.choices[1]
   if type(choice) ~= "table" then return end
   local delta = type(choice.delta) == "table" and choice.delta or choice.message or {}
@@ -42,17 +68,33 @@ local function take_chunk(chunk, result, on)
     result.text[#result.text + 1] = delta.content
     if on.text and on.text(delta.content) == false then return false end
   end
+  if type(delta.tool_calls) == "table" then
+    for _, c in ipairs(delta.tool_calls) do take_call(c, result) end
+  end
   if type(choice.finish_reason) == "string" then result.finish_reason = choice.finish_reason end
   if type(choice.usage) == "table" then result.usage = choice.usage end
 end
 
--- openai.stream(p, params, on[, ctx]) -> result | nil, message, kind, hint, status
--- on.text(s) and on.reasoning(s) are called as pieces arrive; either may return false to
--- stop (then result.cancelled is true). result: text, reasoning, finish_reason, usage.
--- kind: "http" for an error answer (status is its HTTP status), "stream" for a broken
+-- The calls as OpenAI writes them in an assistant message, in the order they began; a call
+-- the stream gave no id gets one, so that its result can name it.
+local function finished_calls(result)
+  local calls = {}
+  for n, c in ipairs(result.calls) do
+    calls[n] = { id = c.id or ("call_" .. n), type = "function",
+                 ["function"] = { name = c.name, arguments = table.concat(c.arguments) } }
+  end
+  return calls
+end
+
+-- openai.stream(p, params, on[, ctx]) -> result | nil, message, kind, hint, status, res
+-- on.text(s) and on.reasoning(s) are called as pieces arrive, on.chunk(chunk) with each
+-- chunk (after the provider's repairs); any may return false to stop (then
+-- result.cancelled is true). result: text, reasoning, calls (OpenAI's tool_calls, assembled
+-- from their fragments), finish_reason, usage, model. kind: "http" for an error answer
+-- (status is its HTTP status, res the answer, with its headers), "stream" for a broken
 -- stream, or core.http's kind (dns, connect, tls, timeout, reset, ...).
 function openai.stream(p, params, on, ctx)
-  local result = { text = {}, reasoning = {}, done = false }
+  local result = { text = {}, reasoning = {}, calls = {}, by_index = {}, done = false }
   local broken
   local filter = p.chat_chunks and p.chat_chunks(p)   -- the provider's repairs of its answers
   local function take(chunk)   -- -> false to stop
@@ -102,7 +144,7 @@ function openai.stream(p, params, on, ctx)
   if not res then return nil, err, kind, hint end
   if res.status < 200 or res.status > 299 then
     local msg, h = provider.explain(p, res)
-    return nil, msg, "http", h, res.status
+    return nil, msg, "http", h, res.status, res
   end
   if broken then return nil, broken, "stream" end
   if res.body ~= "" then   -- the service answered with one JSON document instead of a stream
@@ -116,6 +158,7 @@ function openai.stream(p, params, on, ctx)
   end
   result.text = table.concat(result.text)
   result.reasoning = table.concat(result.reasoning)
+  result.calls, result.by_index = finished_calls(result), nil
   return result
 end
 

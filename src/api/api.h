@@ -14,6 +14,7 @@
 #define MT_SERVER "kimictl.Server"
 #define MT_RESPONSE "kimictl.Response"
 #define MT_INTERRUPT "kimictl.Interrupt"
+#define MT_DIR "kimictl.Dir"
 
 int luaopen_core(lua_State *L);
 int luaopen_core_http(lua_State *L);

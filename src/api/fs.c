@@ -2,7 +2,10 @@
 #include "api.h"
 #include "fs.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,13 +62,13 @@ static int l_fs_chmod(lua_State *L) {
 #endif
 #define NS(t) ((lua_Integer)(t).tv_sec * 1000000000 + (t).tv_nsec)
 
-/* core.fs.stat(path) -> {type=, mode=, size=, mtime=, version=} | nil, err, code
+/* core.fs.stat(path) -> {type=, mode=, size=, mtime=, mtime_ns=, version=} | nil, err, code
    version changes whenever the file is replaced, written or chmod-ed (inode, size, times in ns). */
 static int l_fs_stat(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
   if (stat(path, &st) != 0) return api_fail(L, path);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : "other");
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, st.st_mode & 07777);
@@ -74,6 +77,8 @@ static int l_fs_stat(lua_State *L) {
   lua_setfield(L, -2, "size");
   lua_pushinteger(L, (lua_Integer)st.st_mtime);
   lua_setfield(L, -2, "mtime");
+  lua_pushinteger(L, NS(st.st_mtim));
+  lua_setfield(L, -2, "mtime_ns");
   lua_pushfstring(L, "%I:%I:%I:%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino, (lua_Integer)st.st_size,
                   NS(st.st_mtim), NS(st.st_ctim));
   lua_setfield(L, -2, "version");
@@ -88,11 +93,59 @@ static int l_fs_remove(lua_State *L) {
   return 1;
 }
 
+/* core.fs.append(path, data[, mode = "0600"]) -> true | nil, err, code */
+static int l_fs_append(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  if (fs_append(path, data, len, check_mode(L, 3, 0600)) != 0) return api_fail(L, path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* An open directory, in a userdata so that an error while listing still closes it. */
+static int dir_close(lua_State *L) {
+  DIR **d = luaL_checkudata(L, 1, MT_DIR);
+  if (*d) closedir(*d);
+  *d = NULL;
+  return 0;
+}
+
+/* core.fs.list(dir) -> { name, ... } (sorted by byte, without . and ..) | nil, err, code */
+static int l_fs_list(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
+  *d = NULL;
+  luaL_setmetatable(L, MT_DIR);
+  lua_toclose(L, -1);
+  if (!(*d = opendir(path))) return api_fail(L, path);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *e = readdir(*d);
+    if (!e) break;
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  if (errno) return api_fail(L, path);
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  return 1;
+}
+
 int luaopen_core_fs(lua_State *L) {
   static const luaL_Reg funcs[] = {
     { "read", l_fs_read }, { "write_atomic", l_fs_write_atomic }, { "mkdir", l_fs_mkdir },
-    { "chmod", l_fs_chmod }, { "stat", l_fs_stat }, { "remove", l_fs_remove }, { NULL, NULL }
+    { "chmod", l_fs_chmod }, { "stat", l_fs_stat }, { "remove", l_fs_remove }, { "append", l_fs_append },
+    { "list", l_fs_list }, { NULL, NULL }
   };
+  static const luaL_Reg dir_methods[] = { { "__gc", dir_close }, { "__close", dir_close }, { NULL, NULL } };
+  api_class(L, MT_DIR, dir_methods);
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -121,7 +121,7 @@ static int l_proc_read_secret(lua_State *L) {
   return 1;
 }
 
-/* child:__gc(): the pipe is closed; the child itself is left to run */
+/* child:__gc(): the pipe is closed; the child is killed with kill, else left to run */
 static int l_child_close(lua_State *L) {
   proc_child_close(luaL_checkudata(L, 1, MT_CHILD));
   return 0;
@@ -144,13 +144,18 @@ static char **argv_option(lua_State *L, int opts) {
   return argv;
 }
 
-/* {output=, status=} for an exit, {output=, signal=} for a death by signal. */
-static int push_exit(lua_State *L, struct buf *output, int status) {
-  lua_createtable(L, 0, 2);
+/* {output=, status=} for an exit, {output=, signal=} for a death by signal; dropped= the bytes
+   of output past max_output. */
+static int push_exit(lua_State *L, struct buf *output, int status, size_t dropped) {
+  lua_createtable(L, 0, 3);
   api_box_push(L, output);
   lua_setfield(L, -2, "output");
   lua_pushinteger(L, WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
   lua_setfield(L, -2, WIFEXITED(status) ? "status" : "signal");
+  if (dropped) {
+    lua_pushinteger(L, (lua_Integer)dropped);
+    lua_setfield(L, -2, "dropped");
+  }
   return 1;
 }
 
@@ -162,12 +167,14 @@ static int collect_k(lua_State *L, int status, lua_KContext deadline) {
   for (;;) {
     int rc = proc_collect_some(c, output, &status), e = errno;
     if (rc != 0) proc_child_close(c);
-    if (rc == 1) return push_exit(L, output, status);
+    if (rc == 1) return push_exit(L, output, status, c->dropped);
     if (rc < 0) return errno = e, api_fail(L, "the child process");
     long long now = clock_now_ms();
     if (now >= deadline) {
       lua_getfield(L, 1, "timeout_ms");
-      lua_pushfstring(L, "the child process did not finish within %I ms", lua_tointeger(L, -1));
+      lua_pushfstring(L, "the child process did not finish within %I ms%s", lua_tointeger(L, -1),
+                      c->kill ? " and was killed" : "");
+      proc_child_close(c);
       return api_fail_with(L, ETIMEDOUT, lua_tostring(L, -1));
     }
     long long next = now + 5 < deadline ? now + 5 : deadline;
@@ -176,22 +183,28 @@ static int collect_k(lua_State *L, int status, lua_KContext deadline) {
   }
 }
 
-/* core.proc.spawn_detached{argv=, timeout_ms=, stderr="inherit"|"null"}
-     -> {output=, status=, signal=} | nil, err, code   (ETIMEDOUT: the child runs on) */
+/* core.proc.spawn_detached{argv=, timeout_ms=, stderr="inherit"|"null"|"stdout",
+     max_output= (1 MiB), kill= (false)} -> {output=, status=, signal=, dropped=} | nil, err, code
+   With kill, the child's process group is killed on a timeout, or when the caller is
+   interrupted; otherwise the child runs on (ETIMEDOUT). */
 static int l_proc_spawn_detached(lua_State *L) {
-  static const char *const options[] = { "argv", "timeout_ms", "stderr", NULL };
-  static const char *const stderr_modes[] = { "inherit", "null", NULL };
+  static const char *const options[] = { "argv", "timeout_ms", "stderr", "max_output", "kill", NULL };
+  static const char *const stderr_modes[] = { "inherit", "null", "stdout", NULL };
   api_check_options(L, 1, options);
   lua_Integer timeout = api_opt_int(L, 1, "timeout_ms", -1, 0);   /* required */
+  lua_Integer max_output = api_opt_int(L, 1, "max_output", 1 << 20, 1);
+  lua_getfield(L, 1, "kill");
+  int kill_child = lua_toboolean(L, -1);
   lua_settop(L, 1);
   lua_getfield(L, 1, "stderr");                  /* slot 2 */
-  int null_stderr = luaL_checkoption(L, 2, "inherit", stderr_modes);
+  int stderr_mode = luaL_checkoption(L, 2, "inherit", stderr_modes);
   char **argv = argv_option(L, 1);               /* slots 3, 4 */
-  api_box(L, 1 << 20);                           /* slot 5 */
+  api_box(L, (size_t)max_output);                /* slot 5 */
   struct proc_child *c = lua_newuserdatauv(L, sizeof *c, 0);   /* slot 6, before the child */
-  c->pid = 0, c->out = -1;
+  c->pid = 0, c->out = -1, c->kill = kill_child;
   luaL_setmetatable(L, MT_CHILD);
-  if (proc_spawn_detached(c, argv, null_stderr) != 0) return api_fail(L, argv[0]);
+  lua_toclose(L, 6);   /* an error or an interrupt while waiting closes (and with kill, kills) it */
+  if (proc_spawn_detached(c, argv, stderr_mode) != 0) return api_fail(L, argv[0]);
   return collect_k(L, 0, clock_now_ms() + timeout);
 }
 
@@ -204,7 +217,7 @@ int luaopen_core_proc(lua_State *L) {
     { "read_secret", l_proc_read_secret }, { "spawn_detached", l_proc_spawn_detached },
     { NULL, NULL }
   };
-  static const luaL_Reg child_methods[] = { { "__gc", l_child_close }, { NULL, NULL } };
+  static const luaL_Reg child_methods[] = { { "__gc", l_child_close }, { "__close", l_child_close }, { NULL, NULL } };
   api_class(L, MT_CHILD, child_methods);
   luaL_newlib(L, funcs);
   return 1;

@@ -26,8 +26,16 @@ The chat endpoint answers according to the last user message (a string or {type:
   flood N  N tokens of 2,000 bytes each, as fast as the client takes them
   tool     a call of the request's first tool (else get_weather) with {"city": "Paris"}, the
            arguments streamed in two fragments; finish_reason "tool_calls"
+  think    reasoning_content "Let me ", "think." then content "Answer."
+  multi A ;; B   calls the request's first two tools at once, with the JSON arguments A and B:
+           reasoning_content "I will look." first, then both calls' fragments (a few bytes
+           each) interleaved, ids and names in one chunk; finish_reason "tool_calls"
+  flaky N  the first N calls with this prompt answer 503 (then "Hello from Kimi")
+  busy     429 with Retry-After: 0, every time
+  empty    a stream that ends (stop, [DONE]) without a word
   other    "Hello", " from", " Kimi", stop, [DONE]; not streamed: "OK" (finish_reason "length")
-A role "tool" message anywhere in the request wins: the answer is "tool said: <its content>".
+A role "tool" message anywhere in the request wins: the answer is "tool said: <its content>"
+(the last one's). /_stats counts calls per prompt in "prompts".
 The Anthropic endpoint (POST /coding/v1/messages?beta=true, anthropic-version required) answers
 the same prompts in Messages' shape: "tool" calls the first tool with {"city": "Paris"} (its
 input streamed as two input_json_delta fragments), a tool_result block wins as above, and any
@@ -49,7 +57,7 @@ STATE = {"lock": threading.Lock(), "n": 0, "access": {}, "refresh": set(), "devi
          "ids": 0, "stats": {"refresh_calls": 0, "refresh_ok": 0, "device_auth": 0, "device_polls": 0,
                              "chat_calls": 0, "streams_started": 0, "streams_finished": 0, "streams_broken": 0,
                              "streams_cut": 0, "streams_active": 0, "max_concurrent_streams": 0,
-                             "client_keys_forwarded": 0, "messages_calls": 0}}
+                             "client_keys_forwarded": 0, "messages_calls": 0, "prompts": {}}}
 OPTS = {}
 
 
@@ -233,6 +241,12 @@ class Kimi(Handler):
         prompt = text_of(users[-1].get("content")).strip() if users else ""
         stream = bool(req.get("stream"))
         self.model = req.get("model", "")
+        with STATE["lock"]:
+            seen = STATE["stats"]["prompts"]
+            seen[prompt] = seen.get(prompt, 0) + 1
+            calls = seen[prompt]
+        flaky = re.fullmatch(r"flaky (\d+)", prompt)
+        multi = re.fullmatch(r"multi (.*) ;; (.*)", prompt)
         slow = re.fullmatch(r"slow (\d+)", prompt)
         flood = re.fullmatch(r"flood (\d+)", prompt)
         interval, finish = 0, "stop"
@@ -240,6 +254,24 @@ class Kimi(Handler):
             words = ["tool said: ", text_of(tools[-1].get("content"))]
         elif prompt == "tool":
             return self.tool_call(req, stream)
+        elif multi:
+            return self.multi_call(req, json.loads(multi.group(1)), json.loads(multi.group(2)))
+        elif flaky and calls <= int(flaky.group(1)):
+            return self.send_json(503, {"error": {"type": "engine_overloaded_error", "message": "overloaded, try later"}})
+        elif prompt == "busy":
+            data = json.dumps({"error": {"type": "rate_limit_reached_error", "message": "slow down"}}).encode()
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return self.wfile.write(data)
+        elif prompt == "think" and stream:
+            usage = (req.get("stream_options") or {}).get("include_usage")
+            return self.stream_answer([{"reasoning_content": "Let me "}, {"reasoning_content": "think."},
+                                       {"content": "Answer."}], "stop", usage)
+        elif prompt == "empty":
+            words = []
         elif slow:
             words = ["t%d " % i for i in range(int(slow.group(1)))]
             interval = OPTS["token_interval"]
@@ -378,6 +410,23 @@ class Kimi(Handler):
         first = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
         deltas = [{"role": "assistant", "tool_calls": [first]}]
         deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": a}}]} for a in args]
+        usage = (req.get("stream_options") or {}).get("include_usage")
+        self.stream_answer(deltas, "tool_calls", usage)
+
+    def multi_call(self, req, a, b):
+        """Two calls at once, their fragments interleaved, after some reasoning."""
+        fns = [t.get("function", {}).get("name") for t in req.get("tools") or [] if t.get("type") == "function"]
+        names = (fns + ["first_tool", "second_tool"])[:2] if len(fns) < 2 else fns[:2]
+        ids = ["call_a_" + self.request_id.replace("-", "_"), "call_b_" + self.request_id.replace("-", "_")]
+        args = [json.dumps(a), json.dumps(b)]
+        pieces = [[x[i:i + 5] for i in range(0, len(x), 5)] for x in args]
+        deltas = [{"role": "assistant", "reasoning_content": "I will look."},
+                  {"tool_calls": [{"index": k, "id": ids[k], "type": "function",
+                                   "function": {"name": names[k], "arguments": ""}} for k in (0, 1)]}]
+        for i in range(max(len(pieces[0]), len(pieces[1]))):
+            for k in (1, 0):   # the second call's pieces first: interleaved, out of order
+                if i < len(pieces[k]):
+                    deltas.append({"tool_calls": [{"index": k, "function": {"arguments": pieces[k][i]}}]})
         usage = (req.get("stream_options") or {}).get("include_usage")
         self.stream_answer(deltas, "tool_calls", usage)
 

@@ -70,6 +70,17 @@ class Home:
         env.update({k: v for k, v in extra.items() if v is not None})
         return env
 
+    def config(self, text):
+        """Write $HOME/.config/kimictl/config.lua."""
+        d = os.path.join(self.path, ".config", "kimictl")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "config.lua"), "w") as f:
+            f.write(text)
+
+    def quick_retries(self, retries=1):
+        """chat retries after 10 ms instead of Kimi CLI's 300 ms and more."""
+        self.config("return { chat = { retries = %d, retry_first_ms = 10, retry_max_ms = 20 } }\n" % retries)
+
     def __enter__(self):
         return self
 
