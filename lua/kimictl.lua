@@ -19,6 +19,8 @@ local commands = {
   { "chat", "Send a prompt and stream the answer; tools, sessions, JSON output" },
   { "sessions", "List, show or remove saved chat sessions" },
   { "serve", "Run a local OpenAI-compatible gateway with fresh credentials" },
+  { "models", "List the models of the providers you configured" },
+  { "providers", "List the providers: built in or yours, and whether configured" },
   { "login", "Sign in to Kimi Code, or save an API key" },
   { "logout", "Forget a login" },
   { "auth", "Show logins (auth status) or print a fresh token (auth token)" },

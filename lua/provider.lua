@@ -121,6 +121,28 @@ function provider.load(name)
   return p
 end
 
+-- provider.names() -> every provider's name, built in or the user's, sorted
+function provider.names()
+  local seen, names = {}, {}
+  local function add(n)
+    if n and not seen[n] and paths.check_name("provider", n) then seen[n] = true; names[#names + 1] = n end
+  end
+  for _, f in ipairs(core.embedded or {}) do add(f:match("^providers/(.+)%.lua$")) end
+  for _, f in ipairs(core.lua_dir and core.fs.list(core.lua_dir .. "/providers") or {}) do add(f:match("^(.+)%.lua$")) end
+  table.sort(names)
+  return names
+end
+
+-- provider.origin(name) -> { file = path of the user's copy or nil, builtin = boolean,
+-- patched = true when user.lua changes its fields }
+function provider.origin(name)
+  local mine = core.lua_dir and (core.lua_dir .. "/providers/" .. name .. ".lua")
+  local builtin = false
+  for _, f in ipairs(core.embedded or {}) do if f == "providers/" .. name .. ".lua" then builtin = true end end
+  return { file = mine and core.fs.stat(mine) and mine or nil, builtin = builtin,
+           patched = (load_user_patch().providers or {})[name] ~= nil }
+end
+
 -- provider.exists(name) -> true when name loads as a provider (for "provider/model" ids)
 function provider.exists(name)
   local ok, p = pcall(provider.load, name)

@@ -37,7 +37,7 @@ local function add_usage(total, u)
 end
 
 -- An assistant message as an Anthropic message (the stream-json assistant line).
-local function as_message(msg, model, usage, finish)
+local function as_message(msg, model, usage, finish, id)
   local content = {}
   if type(msg.reasoning_content) == "string" and msg.reasoning_content ~= "" then
     content[#content + 1] = { type = "thinking", thinking = msg.reasoning_content, signature = "" }
@@ -48,7 +48,7 @@ local function as_message(msg, model, usage, finish)
     if type(input) ~= "table" then input = {} end
     content[#content + 1] = { type = "tool_use", id = c.id, name = c["function"].name, input = input }
   end
-  return { id = "msg_" .. core.proc.random_hex(12), type = "message", role = "assistant", model = model,
+  return { id = id or ("msg_" .. core.proc.random_hex(12)), type = "message", role = "assistant", model = model,
            content = array(content), stop_reason = anthropic.stop_reason(finish, msg.tool_calls ~= nil),
            stop_sequence = null, usage = anthropic.usage_of(usage) }
 end
@@ -182,12 +182,13 @@ function Lines:reasoning() return not self.write_error end
 
 function Lines:end_request(result)
   if self.tr and result then self.tr:finish() end
+  self.message_id = self.tr and self.tr.id
   self.tr = nil
 end
 
 function Lines:assistant(msg, result)
   self.turns = self.turns + 1
-  return self:line({ type = "assistant", message = as_message(msg, self.model, result.usage, result.finish_reason),
+  return self:line({ type = "assistant", message = as_message(msg, self.model, result.usage, result.finish_reason, self.message_id),
                      session_id = self.session_id, parent_tool_use_id = null })
 end
 

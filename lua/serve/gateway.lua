@@ -1,11 +1,11 @@
 -- The gateway's requests: who may ask (Host, Origin, key), the OpenAI routes, and one log
 -- line each. Each request runs in its own task; upstream calls go through client.request.
-local auth = require "auth"
 local client = require "client"
 local config = require "config"
 local core = require "core"
 local anthropic = require "wire.anthropic"
 local openai = require "wire.openai"
+local models = require "models"
 local provider = require "provider"
 
 local gateway = {}
@@ -13,7 +13,6 @@ local gateway = {}
 local JSON = { ["Content-Type"] = "application/json" }
 local SSE = { ["Content-Type"] = "text/event-stream", ["Cache-Control"] = "no-cache" }
 local LOOPBACK_HOSTS = { localhost = true, ["127.0.0.1"] = true, ["[::1]"] = true }
-local BUILTIN = { "kimi", "moonshot", "openai" }
 
 local function with(base, extra)
   if not extra then return base end   -- the base tables are never changed
@@ -339,50 +338,6 @@ local function count_tokens(ctx, req)
   ctx.res:respond(200, with(JSON, ctx.cors), out)
 end
 
--- The providers someone configured: the default one, those of aliases, and those with a
--- key or a login.
-local function configured()
-  local names, seen = {}, {}
-  local function add(n)
-    if n and not seen[n] and provider.exists(n) then seen[n] = true; names[#names + 1] = n end
-  end
-  add(config.default_provider())
-  for _, target in pairs(config.load().aliases or {}) do add(target:match("^([%w_-]+)/")) end
-  for _, n in ipairs(BUILTIN) do
-    local p = provider.load(n)
-    local src = auth.source(p)
-    if src and src.kind ~= "missing" and (src.kind ~= "oauth" or core.fs.stat(src.store.path)) then add(n) end
-  end
-  return names
-end
-
--- A provider's /models, kept briefly: { { id, display_name?, created? } } or nil, message.
-local model_cache = {}
-local function models_of(p, ctx)
-  local hit = model_cache[p.name]
-  if hit and hit.until_ > core.proc.clock_ms() then return hit.models, hit.err end
-  local res, err, kind, hint = client.request(p, { path = "/models", timeout_ms = 15000 }, { profile = ctx.profile })
-  local models, why = nil, nil
-  if not res then
-    why = err .. (hint and (" " .. hint) or "")
-  elseif res.status ~= 200 then
-    local msg, h = provider.explain(p, res)
-    why = msg .. (h and (" " .. h) or "")
-  else
-    local doc = core.json.decode(res.body)
-    models = {}
-    for _, m in ipairs(type(doc) == "table" and type(doc.data) == "table" and doc.data or {}) do
-      if type(m) == "table" and type(m.id) == "string" then
-        models[#models + 1] = { id = m.id, display_name = type(m.display_name) == "string" and m.display_name or nil,
-                                created = math.tointeger(m.created),
-                                created_at = type(m.created_at) == "string" and m.created_at or nil }
-      end
-    end
-  end
-  model_cache[p.name] = { models = models, err = why, until_ = core.proc.clock_ms() + (models and 60000 or 5000) }
-  return models, why
-end
-
 -- GET /v1/models: provider/model ids of every configured provider, and the default's bare
 -- ids; in Anthropic's list shape when the client sent anthropic-version.
 local function list_models(ctx, req)
@@ -394,13 +349,13 @@ local function list_models(ctx, req)
             created_at = m.created_at or os.date("!%Y-%m-%dT%H:%M:%SZ", m.created or 0) }
       or { id = id, object = "model", created = m.created or 0, owned_by = owner }
   end
-  for _, name in ipairs(configured()) do
+  for _, name in ipairs(models.configured()) do
     local p = provider.load(name)
-    local models, why = models_of(p, ctx)
-    if not models then core.log.warn(("models of %s: %s"):format(name, why)) end
-    for _, m in ipairs(models or {}) do add(name .. "/" .. m.id, m, name) end
+    local found, why = models.of(p, ctx.profile)
+    if not found then core.log.warn(("models of %s: %s"):format(name, why)) end
+    for _, m in ipairs(found or {}) do add(name .. "/" .. m.id, m, name) end
     if name == default then
-      for _, m in ipairs(models or {}) do add(m.id, m, name) end
+      for _, m in ipairs(found or {}) do add(m.id, m, name) end
     end
   end
   local list = setmetatable(data, core.json.array_mt)
@@ -416,11 +371,11 @@ end
 local function health(ctx)
   local name = config.default_provider()
   local ok, p = pcall(provider.load, name)
-  local models, why
+  local found, why
   if not ok or not p then why = ("the default provider '%s' does not exist"):format(name)
-  else models, why = models_of(p, ctx) end
-  local doc = models and { status = "ok", provider = name } or { status = "unavailable", provider = name, cause = why }
-  local status = models and 200 or 503
+  else found, why = models.of(p, ctx.profile) end
+  local doc = found and { status = "ok", provider = name } or { status = "unavailable", provider = name, cause = why }
+  local status = found and 200 or 503
   local body = core.json.encode(doc)
   ctx.status, ctx.bytes = status, #body
   ctx.res:respond(status, with(JSON, ctx.cors), body)

@@ -268,8 +268,9 @@ end
 function Stream:start(id)
   if self.started then return end
   self.started = true
+  self.id = message_id(id)
   self:send("message_start", { type = "message_start", message = {
-    id = message_id(id), type = "message", role = "assistant", model = self.model, content = array({}),
+    id = self.id, type = "message", role = "assistant", model = self.model, content = array({}),
     stop_reason = null, stop_sequence = null, usage = { input_tokens = 0, output_tokens = 0 } } })
   self:send("ping", { type = "ping" })
 end

@@ -284,3 +284,42 @@ def chat_settings_in_config_are_checked():
         home.config("return {\n  chat = { retries = 0 },\n  model = = 1,\n}\n")
         r = chat(env, "-p", "hi")
         check(r.returncode == 1 and "config.lua:3" in r.stderr, r.stderr)
+
+
+@test
+def models_lists_only_configured_providers_and_providers_says_where_from():
+    with Home() as home, Server("fake_kimi.py") as srv, Server("fake_openai.py") as oai:
+        env = logged_in(home, srv)
+        home.config('return { aliases = { fast = "kimi/kimi-k2.6" } }\n')
+        r = run(["models", "--json"], env)
+        check(r.returncode == 0, r.stderr)
+        doc = json.loads(r.stdout)
+        check([p["name"] for p in doc["providers"]] == ["kimi"], doc)
+        ms = doc["providers"][0]["models"]
+        check([m["ref"] for m in ms] == ["kimi/kimi-for-coding", "kimi/kimi-k2.6"], ms)
+        check(ms[0]["default"] is True and ms[0]["context_length"] == 262144 and ms[0]["thinking"] is True, ms[0])
+        check(doc["aliases"] == [{"alias": "fast", "model": "kimi/kimi-k2.6"}], doc["aliases"])
+        r = run(["models"], env)
+        check("* kimi/kimi-for-coding" in r.stdout and "fast" in r.stdout and "openai" not in r.stdout, r.stdout)
+        calls = len([q for q in srv.requests() if q["path"] == "/coding/v1/models"])
+        check(calls == 1, "the list was not kept for the second run: %d calls" % calls)
+        env2 = dict(env, OPENAI_BASE_URL=oai.url() + "/v1", OPENAI_API_KEY="test-key")
+        r = run(["models", "--json", "--refresh"], env2)
+        check([p["name"] for p in json.loads(r.stdout)["providers"]] == ["kimi", "openai"], r.stdout)
+        mine = os.path.join(env["KIMICTL_LUA_DIR"], "providers")
+        os.makedirs(mine)
+        with open(os.path.join(mine, "local.lua"), "w") as f:
+            f.write('return { auth = "api_key", api_key_env = { "LOCAL_KEY" }, base_url = "http://127.0.0.1:1/v1" }\n')
+        with open(os.path.join(mine, "moonshot.lua"), "w") as f:
+            f.write('return {\n  auth = ,\n}\n')
+        r = run(["providers", "--json"], env)
+        check(r.returncode == 1, "a provider that does not load was not reported: %d" % r.returncode)
+        by = {p["name"]: p for p in json.loads(r.stdout)}
+        check(sorted(by) == ["kimi", "local", "moonshot", "openai"], by)
+        check(by["kimi"]["builtin"] and "file" not in by["kimi"] and by["kimi"]["configured"] and by["kimi"]["default"], by["kimi"])
+        check(by["kimi"]["patched"] is True, by["kimi"])   # the tests' user.lua shortens its waits
+        check(by["local"]["file"].endswith("providers/local.lua") and not by["local"]["builtin"], by["local"])
+        check(by["local"]["configured"] is False and by["openai"]["configured"] is False, by)
+        check("moonshot.lua:2" in by["moonshot"]["error"], by["moonshot"])
+        r = run(["providers"], dict(env, LOCAL_KEY="k"))
+        check("local  yours:" in r.stdout and "replaces the built-in one" in r.stdout, r.stdout)
