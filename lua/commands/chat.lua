@@ -46,7 +46,7 @@ local spec = {
       help = "text (default) or stream-json (user messages as JSON lines on stdin)" },
   },
   details = [[Examples:
-  kimictl chat "Explain this error" < build.log
+  tail -50 build.log | kimictl chat                     (stdin: read when no prompt is given)
   kimictl chat -m fast -p "Say hello"                       (an alias from config.lua)
   kimictl chat --tools read_file,search -p "Where is the main loop defined?"
   kimictl chat --continue -p "And how is it stopped?"
