@@ -23,7 +23,7 @@ UV_UNIX_O := async core dl fs getaddrinfo getnameinfo loop-watcher loop pipe pol
             random-devurandom signal stream tcp thread tty udp linux-core linux-inotify \
             linux-syscalls procfs-exepath proctitle random-getrandom random-sysctl-linux epoll
 CORE_O   := alloc buf clock sse http tls anchors fs log lock proc loop server
-API_O    := core http json fs log proc lock hash task server
+API_O    := core http json fs log proc lock hash task server edit
 LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
 LUA_OBJS   := $(LUA_O:%=$(B)/obj/lua/%.o)
@@ -35,20 +35,22 @@ LIBUV      := $(B)/obj/libuv.a
 LIBHTTPP   := $(B)/obj/libhttp_parser.a
 LIBCURL    := $(B)/curl/lib/.libs/libcurl.a
 LIBBEARSSL := $(B)/bearssl/lib/libbearssl.a
+LIBTINFO   := $(B)/ncurses/inst/lib/libtinfow.a
+LIBEDIT    := $(B)/libedit/src/.libs/libedit.a
 STAMP       = $(SRCDIR)/$(1)/.kimictl-stamp
 CHECKED     = $(SRCDIR)/$(1)/.kimictl-checked
 VENDORED   := $(shell awk '/^[a-z]/ { print $$1 }' vendor/manifest)
 
 INCLUDES := -Isrc -I$(B)/gen -I$(SRCDIR)/lua/src -I$(SRCDIR)/cjson \
             -I$(SRCDIR)/bearssl/inc -I$(SRCDIR)/curl/include \
-            -I$(SRCDIR)/libuv/include -I$(SRCDIR)/httpparser
+            -I$(SRCDIR)/libuv/include -I$(SRCDIR)/httpparser -I$(SRCDIR)/libedit/src
 DEFS     := -DKIMICTL_VERSION='"$(VERSION)"' -DCURL_STATICLIB
 
 .PHONY: all test bench e2e-openclaw clean distclean
 all: kimictl
 
 kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
-         $(CJSON_OBJS) $(LUA_OBJS) $(LIBUV) $(LIBHTTPP) $(LIBCURL) $(LIBBEARSSL)
+         $(CJSON_OBJS) $(LUA_OBJS) $(LIBUV) $(LIBHTTPP) $(LIBCURL) $(LIBBEARSSL) $(LIBEDIT) $(LIBTINFO)
 	$(CC) $(LDFLAGS) -o $@.tmp $^ -lm -lpthread
 	strip $@.tmp
 	mv $@.tmp $@
@@ -119,6 +121,36 @@ $(LIBCURL): $(B)/curl/config.status
 	$(MAKE) -C $(B)/curl/lib libcurl.la
 	@touch $@
 
+# ncurses: only libtinfo, with the descriptions of common terminals compiled in (no terminfo
+# files needed at run time; the host's tic compiles them). libedit finds it as -lncurses.
+TERMS := xterm-256color,xterm,screen-256color,screen,tmux-256color,tmux,vt100,linux
+$(B)/ncurses/Makefile: $(call STAMP,ncurses)
+	@mkdir -p $(B)/ncurses
+	cd $(B)/ncurses && CC=$(CC) CFLAGS='-Os $(SECTIONS)' $(abspath $(SRCDIR)/ncurses/configure) -q \
+	  --prefix=$(abspath $(B)/ncurses/inst) --without-shared --with-termlib --enable-widec \
+	  --disable-database --with-fallbacks=$(TERMS) --without-progs --without-tests --without-cxx \
+	  --without-cxx-binding --without-ada --without-manpages --without-debug --without-pkg-config
+
+$(LIBTINFO): $(B)/ncurses/Makefile
+	$(MAKE) -C $(B)/ncurses/include
+	$(MAKE) -C $(B)/ncurses/ncurses libs install.libs
+	$(MAKE) -C $(B)/ncurses/include install
+	@touch $@
+
+# libedit's wchar_t check wants __STDC_ISO_10646__, which musl's wchar_t meets but musl-gcc
+# does not define.
+$(B)/libedit/config.status: $(call STAMP,libedit) $(LIBTINFO)
+	@mkdir -p $(B)/libedit/lib
+	cp $(LIBTINFO) $(B)/libedit/lib/libncurses.a
+	cd $(B)/libedit && CC=$(CC) CFLAGS='-Os $(SECTIONS) -D__STDC_ISO_10646__=201206L' \
+	  CPPFLAGS='-I$(abspath $(B)/ncurses/inst/include/ncursesw) -I$(abspath $(B)/ncurses/inst/include)' \
+	  LDFLAGS='-L$(abspath $(B)/libedit/lib)' $(abspath $(SRCDIR)/libedit/configure) -q \
+	  --disable-shared --enable-static --disable-examples --disable-dependency-tracking
+
+$(LIBEDIT): $(B)/libedit/config.status
+	$(MAKE) -C $(B)/libedit/src
+	@touch $@
+
 # --- kimictl's own code
 $(B)/obj/core/%.o: src/%.c $(wildcard src/*.h) $(call STAMP,bearssl) $(call STAMP,curl) \
                    $(call STAMP,libuv) $(call STAMP,httpparser)
@@ -126,7 +158,7 @@ $(B)/obj/core/%.o: src/%.c $(wildcard src/*.h) $(call STAMP,bearssl) $(call STAM
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
 
 $(B)/obj/api/%.o: src/api/%.c $(wildcard src/*.h src/api/*.h) $(call STAMP,lua) $(call STAMP,cjson) \
-                  $(call STAMP,libuv)
+                  $(call STAMP,libuv) $(LIBEDIT)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(DEFS) -c -o $@ $<
 

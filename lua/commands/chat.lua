@@ -24,7 +24,8 @@ end
 
 local spec = {
   summary = "Send a prompt to a model and stream the answer as it arrives; conversations are saved as sessions.",
-  usage = "kimictl chat [PROMPT...] [-p PROMPT] [-m MODEL] [--session ID | --continue] [--tools LIST] [options]",
+  usage = "kimictl chat [PROMPT...] [-p PROMPT] [-m MODEL] [--session ID | --continue] [--tools LIST] [options]\n" ..
+          "       kimictl chat [options]     (on a terminal: an interactive chat)",
   max_args = math.maxinteger,
   options = {
     { "-p", "--prompt", value = "PROMPT", help = "the prompt (else the arguments, else stdin when it is not a terminal)" },
@@ -45,7 +46,10 @@ local spec = {
     { nil, "--input-format", value = "FORMAT", check = one_of({ text = true, ["stream-json"] = true }, "text or stream-json"),
       help = "text (default) or stream-json (user messages as JSON lines on stdin)" },
   },
-  details = [[Examples:
+  details = [[With no prompt on a terminal, chat is interactive: line editing and history (kept in
+$XDG_STATE_HOME/kimictl/history), /help for its commands, Ctrl-C stops an answer, Ctrl-D leaves.
+
+Examples:
   tail -50 build.log | kimictl chat                     (stdin: read when no prompt is given)
   kimictl chat -m fast -p "Say hello"                       (an alias from config.lua)
   kimictl chat --tools read_file,search -p "Where is the main loop defined?"
@@ -156,12 +160,13 @@ function spec.run(opts, args)
   local list, terr = tools.load_list(opts.tools or cfg.tools)
   if not list then return fail(terr) end
 
-  local prompts
+  local prompts, interactive
   if opts.input_format == "stream-json" then
     prompts = json_inputs()
   else
     local prompt = read_prompt(opts, args)
-    if not prompt then
+    interactive = not prompt and not machine and core.proc.isatty(0) and core.proc.isatty(1)
+    if not prompt and not interactive then
       if machine then return fail("no prompt: pass -p PROMPT, arguments, or pipe one on stdin", nil, cli.EXIT_USAGE) end
       return cli.usage_error(spec, "no prompt: pass -p PROMPT or a PROMPT argument, or pipe one on stdin")
     end
@@ -188,6 +193,7 @@ function spec.run(opts, args)
   if ok then ok, why = s:set_model(p.name, model) end
   if not ok then core.log.warn(why) end
 
+  if interactive then return require("chat.repl").run(conv) end
   local text, failure
   while true do
     local prompt, perr = prompts()

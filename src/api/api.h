@@ -15,6 +15,7 @@
 #define MT_RESPONSE "kimictl.Response"
 #define MT_INTERRUPT "kimictl.Interrupt"
 #define MT_DIR "kimictl.Dir"
+#define MT_EDITOR "kimictl.Editor"
 
 int luaopen_core(lua_State *L);
 int luaopen_core_http(lua_State *L);
@@ -26,6 +27,7 @@ int luaopen_core_lock(lua_State *L);
 int luaopen_core_hash(lua_State *L);
 int luaopen_core_loop(lua_State *L);
 int luaopen_core_server(lua_State *L);
+int luaopen_core_edit(lua_State *L);
 int luaopen_cjson(lua_State *L);   /* from lua-cjson */
 
 /* Raise an error naming an option that the function does not know. */

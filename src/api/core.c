@@ -95,7 +95,7 @@ static const struct { const char *name; lua_CFunction open; } submodules[] = {
   { "http", luaopen_core_http }, { "json", luaopen_core_json }, { "fs", luaopen_core_fs },
   { "log", luaopen_core_log },   { "proc", luaopen_core_proc }, { "lock", luaopen_core_lock },
   { "loop", luaopen_core_loop }, { "server", luaopen_core_server }, { "hash", luaopen_core_hash },
-  { NULL, NULL }
+  { "edit", luaopen_core_edit }, { NULL, NULL }
 };
 
 /* The user's Lua directory: $KIMICTL_LUA_DIR, $XDG_CONFIG_HOME/kimictl/lua, ~/.config/kimictl/lua. */

@@ -350,10 +350,21 @@ static int l_loop_spawn(lua_State *L) {
   return 0;
 }
 
+/* core.loop.catch_interrupt(err) -> "SIGINT" | "SIGTERM" | nil: when err is the interrupt
+   (Ctrl-C, SIGTERM), the process is no longer interrupted and the signal is named; the REPL
+   stops an answer this way and goes on. */
+static int l_loop_catch_interrupt(lua_State *L) {
+  int code = task_interrupt_code(L, 1);
+  if (!code) return 0;
+  interrupted = 0;
+  lua_pushstring(L, code - 128 == SIGINT ? "SIGINT" : "SIGTERM");
+  return 1;
+}
+
 int luaopen_core_loop(lua_State *L) {
   static const luaL_Reg funcs[] = {
     { "sleep", api_sleep }, { "wait_signal", l_loop_wait_signal }, { "event", l_loop_event },
-    { "spawn", l_loop_spawn }, { NULL, NULL }
+    { "spawn", l_loop_spawn }, { "catch_interrupt", l_loop_catch_interrupt }, { NULL, NULL }
   };
   static const luaL_Reg event_methods[] = { { "set", l_event_set }, { "wait", l_event_wait }, { NULL, NULL } };
   api_class(L, MT_EVENT, event_methods);
