@@ -46,7 +46,7 @@ INCLUDES := -Isrc -I$(B)/gen -I$(SRCDIR)/lua/src -I$(SRCDIR)/cjson \
             -I$(SRCDIR)/libuv/include -I$(SRCDIR)/httpparser -I$(SRCDIR)/libedit/src
 DEFS     := -DKIMICTL_VERSION='"$(VERSION)"' -DCURL_STATICLIB
 
-.PHONY: all test bench e2e-openclaw clean distclean
+.PHONY: all test bench man e2e-openclaw clean distclean
 all: kimictl
 
 kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
@@ -216,6 +216,12 @@ test: kimictl $(TEST_BINS)
 # installs Node 24 and OpenClaw into build/openclaw. DIRECT=1 points OpenClaw at the fake.
 e2e-openclaw: kimictl
 	tests/openclaw/run.sh
+
+# The man page, generated from the command specs as --help and the completions are.
+man: kimictl
+	@mkdir -p $(B)
+	./kimictl completion man > $(B)/kimictl.1
+	@echo "man page: $(B)/kimictl.1 (man ./$(B)/kimictl.1)"
 
 bench: kimictl $(B)/tests/upstream
 	python3 tests/bench.py

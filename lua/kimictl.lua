@@ -26,6 +26,7 @@ local commands = {
   { "auth", "Show logins (auth status) or print a fresh token (auth token)" },
   { "doctor", "Check configuration, login and connection, and name what is wrong" },
   { "usage", "Show the plan's quota and when it resets" },
+  { "completion", "Print shell completions (bash, zsh, fish) or the man page" },
   { "help", "Show help for kimictl or one command" },
   { "version", "Print the version" },
   { "lua", "Run a Lua script with kimictl's modules (for tests and tinkering)" },

@@ -12,6 +12,7 @@ local ui = require "ui"
 local spec = {
   summary = "Show your logins, print a fresh access token for scripts, or refresh a login now.",
   usage = "kimictl auth status [--json] | kimictl auth token|refresh [--provider NAME] [--profile NAME]",
+  verbs = { "status", "token", "refresh" },
   max_args = 1,
   options = {
     cli.opt.json,

@@ -42,8 +42,10 @@ local spec = {
     { nil, "--tools", value = "LIST", help = "tools the model may call, e.g. read_file,list_dir,search,shell" },
     { nil, "--allow-shell", help = "let the shell tool run commands without asking" },
     { nil, "--output-format", value = "FORMAT", check = one_of(output.FORMATS, "text, json or stream-json"),
+      choices = { "text", "json", "stream-json" },
       help = "text (default), json (one object at the end) or stream-json (JSON lines)" },
     { nil, "--input-format", value = "FORMAT", check = one_of({ text = true, ["stream-json"] = true }, "text or stream-json"),
+      choices = { "text", "stream-json" },
       help = "text (default) or stream-json (user messages as JSON lines on stdin)" },
   },
   details = [[With no prompt on a terminal, chat is interactive: line editing and history (kept in

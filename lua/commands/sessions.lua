@@ -9,6 +9,7 @@ local spec = {
   summary = "List, show or remove the conversations kimictl chat has saved.",
   usage = "kimictl sessions [list | show ID | rm ID] [--json]",
   max_args = 2,
+  verbs = { "list", "show", "rm" },
   options = { cli.opt.json },
   details = [[Sessions are JSON lines files in $XDG_DATA_HOME/kimictl/sessions/ (else
 ~/.local/share/kimictl/sessions/). Resume one with kimictl chat --session ID, or the latest

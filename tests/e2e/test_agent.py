@@ -323,3 +323,36 @@ def models_lists_only_configured_providers_and_providers_says_where_from():
         check("moonshot.lua:2" in by["moonshot"]["error"], by["moonshot"])
         r = run(["providers"], dict(env, LOCAL_KEY="k"))
         check("local  yours:" in r.stdout and "replaces the built-in one" in r.stdout, r.stdout)
+
+
+@test
+def completions_load_in_bash_and_the_man_page_renders():
+    with Home() as home:
+        r = run(["completion", "bash"], home.env())
+        check(r.returncode == 0, r.stderr)
+        script = os.path.join(home.path, "kimictl.bash")
+        with open(script, "w") as f:
+            f.write(r.stdout)
+
+        def complete(*words):
+            probe = 'source "%s"; COMP_WORDS=(%s); COMP_CWORD=%d; _kimictl; printf "%%s\\n" "${COMPREPLY[@]}"' % (
+                script, " ".join("'%s'" % w for w in words), len(words) - 1)
+            p = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=20)
+            check(p.returncode == 0, p.stderr)
+            return p.stdout.split()
+        check(complete("kimictl", "ch") == ["chat"], complete("kimictl", "ch"))
+        check(complete("kimictl", "chat", "--output-format", "") == ["text", "json", "stream-json"], "values")
+        check("--allow-shell" in complete("kimictl", "chat", "--al"), complete("kimictl", "chat", "--al"))
+        check(complete("kimictl", "sessions", "s") == ["show"], complete("kimictl", "sessions", "s"))
+        check(complete("kimictl", "chat", "--model", "") == [], "a free value got option names")
+        # every option --help shows is completed
+        help_text = run(["serve", "--help"], home.env()).stdout
+        for opt in set(w.rstrip(",") for w in help_text.split() if w.startswith("--")):
+            check(opt in complete("kimictl", "serve", "--"), "%s missing from the completions" % opt)
+        r = run(["completion", "man"], home.env())
+        p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z"], input=r.stdout, capture_output=True, text=True,
+                           timeout=20)
+        check(p.returncode == 0 and p.stderr == "", "groff: " + p.stderr)
+        check(".SS kimictl chat" in r.stdout and "\\-\\-output\\-format" in r.stdout, r.stdout[:400])
+        r = run(["completion", "tcsh"], home.env())
+        check(r.returncode == 2 and "unknown shell" in r.stderr, r.stderr)
