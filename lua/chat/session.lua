@@ -93,7 +93,8 @@ end
 
 -- session.create(id) -> a new session (nothing is written until its first record)
 function session.create(id)
-  return setmetatable({ id = id or session.new_id(), path = path_of(id or ""), messages = {}, fresh = true }, Session)
+  id = id or session.new_id()
+  return setmetatable({ id = id, path = path_of(id), messages = {}, fresh = true }, Session)
 end
 
 -- session.open(id) -> the session id names, created when there is none | nil, message
@@ -101,9 +102,7 @@ function session.open(id)
   local s, err, code = session.load(id)
   if s then return s end
   if code ~= "ENOENT" then return nil, err end
-  s = session.create(id)
-  s.path = path_of(s.id)
-  return s
+  return session.create(id)
 end
 
 -- Append one record. The first also writes the header line (and the directory).
