@@ -127,7 +127,7 @@ function provider.names()
   local function add(n)
     if n and not seen[n] and paths.check_name("provider", n) then seen[n] = true; names[#names + 1] = n end
   end
-  for _, f in ipairs(core.embedded or {}) do add(f:match("^providers/(.+)%.lua$")) end
+  for _, f in ipairs(core.embedded()) do add(f:match("^providers/(.+)%.lua$")) end
   for _, f in ipairs(core.lua_dir and core.fs.list(core.lua_dir .. "/providers") or {}) do add(f:match("^(.+)%.lua$")) end
   table.sort(names)
   return names
@@ -138,7 +138,7 @@ end
 function provider.origin(name)
   local mine = core.lua_dir and (core.lua_dir .. "/providers/" .. name .. ".lua")
   local builtin = false
-  for _, f in ipairs(core.embedded or {}) do if f == "providers/" .. name .. ".lua" then builtin = true end end
+  for _, f in ipairs(core.embedded()) do if f == "providers/" .. name .. ".lua" then builtin = true end end
   return { file = mine and core.fs.stat(mine) and mine or nil, builtin = builtin,
            patched = (load_user_patch().providers or {})[name] ~= nil }
 end

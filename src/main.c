@@ -48,6 +48,16 @@ static int searcher(lua_State *L) {
   return 1;
 }
 
+/* core.embedded() -> the names of the embedded files ("providers/kimi.lua", ...) */
+static int embedded_names(lua_State *L) {
+  lua_newtable(L);
+  for (int i = 0; embedded_lua[i].name; i++) {
+    lua_pushstring(L, embedded_lua[i].name);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 /* Keep package.preload, then our searcher: LUA_PATH and C modules play no part. */
 static void install_searcher(lua_State *L) {
   lua_getglobal(L, "package");
@@ -57,11 +67,7 @@ static void install_searcher(lua_State *L) {
   lua_insert(L, -2);
   lua_rawseti(L, -2, 1);
   luaL_requiref(L, "core", luaopen_core, 0);
-  lua_newtable(L);                   /* core.embedded: the names of the embedded files */
-  for (int i = 0; embedded_lua[i].name; i++) {
-    lua_pushstring(L, embedded_lua[i].name);
-    lua_rawseti(L, -2, i + 1);
-  }
+  lua_pushcfunction(L, embedded_names);
   lua_setfield(L, -2, "embedded");
   lua_getfield(L, -1, "lua_dir");
   lua_pushcclosure(L, searcher, 1);

@@ -128,10 +128,14 @@ function Text:tool_result(_, content, failed)
   return true
 end
 
+local function retry_line(info)
+  return ("kimictl: %s; retrying in %.1f s (%d of %d)"):format(info.message, info.delay_ms / 1000, info.attempt,
+    info.retries)
+end
+
 function Text:retry(info)
   self:unspin()
-  io.stderr:write(cli.style("yellow", ("kimictl: %s; retrying in %.1f s (%d of %d)"):format(info.message,
-    info.delay_ms / 1000, info.attempt, info.retries), 2) .. "\n")
+  io.stderr:write(cli.style("yellow", retry_line(info), 2) .. "\n")
 end
 
 -- The end of the run: a partial answer is ended with a line end, so that a message after it
@@ -199,8 +203,7 @@ function Lines:tool_result(call, content, failed)
 end
 
 function Lines:retry(info)
-  io.stderr:write(("kimictl: %s; retrying in %.1f s (%d of %d)\n"):format(info.message, info.delay_ms / 1000,
-    info.attempt, info.retries))
+  io.stderr:write(retry_line(info) .. "\n")
 end
 
 -- The last line: what the run came to. failure = { message, hint, kind, status } or nil.

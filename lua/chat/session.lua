@@ -84,7 +84,6 @@ function session.load(id)
   local s = setmetatable({ id = id, path = path, messages = {}, torn = text ~= "" and text:sub(-1) ~= "\n" }, Session)
   local records, skipped = parse(text)
   replay(s, records)
-  s.skipped = skipped
   if skipped > 0 then
     core.log.warn(("session %s: %d damaged line%s skipped"):format(id, skipped, skipped == 1 and "" or "s"))
   end
@@ -111,7 +110,6 @@ function Session:append(record)
   if self.fresh then
     local ok, err = core.fs.mkdir(session.dir(), "0700")
     if not ok then return nil, "cannot create the sessions directory: " .. err end
-    self.path = path_of(self.id)
     self.created = math.floor(core.proc.now())
     lines[1] = core.json.encode({ type = "session", version = 1, id = self.id, created = self.created,
                                   cwd = os.getenv("PWD") })
@@ -164,10 +162,9 @@ local function title_of(messages)
   end
   return ""
 end
-session.title_of = title_of
 
--- session.list() -> { { id, updated, messages, title, model, provider, created } }, newest first
-function session.list()
+-- The ids of the session files, each with its modification time in ns.
+local function files()
   local names, err, code = core.fs.list(session.dir())
   if not names then
     if code == "ENOENT" then return {} end
@@ -177,12 +174,31 @@ function session.list()
   for _, name in ipairs(names) do
     local id = name:match("^(.+)%.jsonl$")
     local st = id and session.check_id(id) and core.fs.stat(path_of(id))
-    if st and st.type == "file" then
-      local s = session.load(id)
-      if s then
-        out[#out + 1] = { id = id, updated = st.mtime, updated_ns = st.mtime_ns, created = s.created, messages = #s.messages,
-                          title = title_of(s.messages), provider = s.provider, model = s.model, path = s.path }
-      end
+    if st and st.type == "file" then out[#out + 1] = { id = id, st = st } end
+  end
+  return out
+end
+
+-- session.latest() -> the id of the session written last, or nil (only the files' times read)
+function session.latest()
+  local best
+  for _, f in ipairs(files() or {}) do
+    if not best or f.st.mtime_ns > best.st.mtime_ns or (f.st.mtime_ns == best.st.mtime_ns and f.id < best.id) then best = f end
+  end
+  return best and best.id
+end
+
+-- session.list() -> { { id, updated, messages, title, model, provider, created } }, newest first
+function session.list()
+  local found, err = files()
+  if not found then return nil, err end
+  local out = {}
+  for _, f in ipairs(found) do
+    local s = session.load(f.id)
+    if s then
+      out[#out + 1] = { id = f.id, updated = f.st.mtime, updated_ns = f.st.mtime_ns, created = s.created,
+                        messages = #s.messages, title = title_of(s.messages), provider = s.provider, model = s.model,
+                        path = s.path }
     end
   end
   table.sort(out, function(a, b)
@@ -190,12 +206,6 @@ function session.list()
     return a.id < b.id
   end)
   return out
-end
-
--- session.latest() -> the id of the session written last, or nil
-function session.latest()
-  local all = session.list()
-  return all and all[1] and all[1].id
 end
 
 -- session.remove(id) -> true | nil, message
@@ -210,5 +220,4 @@ function session.remove(id)
   return true
 end
 
-session.path_of = path_of
 return session

@@ -1,8 +1,8 @@
 /* core.edit: line editing for the chat REPL, on libedit (BSD), with history kept in a file.
    Ctrl-C is read as a key (ISIG off while a line is edited), so it clears the line instead
    of reaching the event loop's SIGINT watcher; a terminal resize (SIGWINCH) is noticed
-   while waiting for a key, and the next redraw uses the new width. Input that is already waiting when Enter is read (a paste) joins
-   the same text, so a pasted block is one message. */
+   while waiting for a key, and the next redraw uses the new width. Input that is already
+   waiting when Enter is read (a paste) joins the same text, so a pasted block is one message. */
 #include "api.h"
 
 #include <errno.h>

@@ -30,15 +30,21 @@ static int l_fs_read(lua_State *L) {
   return 1;
 }
 
-/* core.fs.write_atomic(path, data[, mode = "0600"]) -> true | nil, err, code */
-static int l_fs_write_atomic(lua_State *L) {
+/* (path, data[, mode = "0600"]) -> true | nil, err, code, written by fn */
+static int write_with(lua_State *L, int (*fn)(const char *, const char *, size_t, mode_t)) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  if (fs_write_atomic(path, data, len, check_mode(L, 3, 0600)) != 0) return api_fail(L, path);
+  if (fn(path, data, len, check_mode(L, 3, 0600)) != 0) return api_fail(L, path);
   lua_pushboolean(L, 1);
   return 1;
 }
+
+/* core.fs.write_atomic(path, data[, mode = "0600"]) -> true | nil, err, code */
+static int l_fs_write_atomic(lua_State *L) { return write_with(L, fs_write_atomic); }
+
+/* core.fs.append(path, data[, mode = "0600"]) -> true | nil, err, code */
+static int l_fs_append(lua_State *L) { return write_with(L, fs_append); }
 
 /* core.fs.mkdir(path[, mode = "0700"]) -> true | nil, err, code   (creates parents too) */
 static int l_fs_mkdir(lua_State *L) {
@@ -89,16 +95,6 @@ static int l_fs_stat(lua_State *L) {
 static int l_fs_remove(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   if (unlink(path) != 0) return api_fail(L, path);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* core.fs.append(path, data[, mode = "0600"]) -> true | nil, err, code */
-static int l_fs_append(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  if (fs_append(path, data, len, check_mode(L, 3, 0600)) != 0) return api_fail(L, path);
   lua_pushboolean(L, 1);
   return 1;
 }
