@@ -102,16 +102,12 @@ local function outgoing(conv)
   return list
 end
 
-local function saved(ok, err)
-  if not ok then core.log.warn(err) end   -- the conversation goes on; its record does not
-end
-
 -- agent.turn(conv, content) -> final text | nil, failure
 -- conv: p, model, profile, session, tools (loaded), params { thinking, max_tokens,
 -- temperature }, retry { retries, first_ms, max_ms, max_wait_ms }, max_steps, out (a sink),
 -- allow(kind, what) -> boolean (asks before a shell command).
 function agent.turn(conv, content)
-  saved(conv.session:add({ role = "user", content = content }))
+  conv.session:add({ role = "user", content = content })   -- a failure is the session's to tell
   local specs = tools_mod.specs(conv.tools)
   for _ = 1, conv.max_steps do
     local extra = { prompt_cache_key = conv.session.id, temperature = conv.params.temperature }
@@ -125,7 +121,7 @@ function agent.turn(conv, content)
       msg.tool_calls = result.calls
       if result.text == "" then msg.content = nil end   -- Kimi refuses empty text beside calls
     end
-    saved(conv.session:add(msg))
+    conv.session:add(msg)
     if conv.out:assistant(msg, result) == false then
       return nil, { message = "cannot write the answer: " .. tostring(conv.out.write_error), kind = "output" }
     end
@@ -133,7 +129,7 @@ function agent.turn(conv, content)
     for _, call in ipairs(result.calls) do
       local text, failed = tools_mod.run(conv.tools, call, { allow = conv.allow })
       conv.out:tool_result(call, text, failed)
-      saved(conv.session:add({ role = "tool", tool_call_id = call.id, content = text }))
+      conv.session:add({ role = "tool", tool_call_id = call.id, content = text })
     end
   end
   return nil, { message = ("the model was still calling tools after %d steps: stopped there"):format(conv.max_steps),

@@ -36,8 +36,7 @@ function commands.model(conv, arg)
   model = model or provider.default_model(p)
   if not model then return cli.fail(("no model chosen for provider '%s'"):format(name)) end
   conv.p, conv.model, conv.out.model = p, model, model
-  local ok, werr = conv.session:set_model(p.name, model)
-  if not ok then core.log.warn(werr) end
+  conv.session:set_model(p.name, model)   -- a failure is the session's to tell
   note(("model: %s/%s"):format(p.name, model))
 end
 
@@ -58,8 +57,7 @@ function commands.session(conv)
 end
 
 function commands.clear(conv)
-  local ok, err = conv.session:clear()
-  if not ok then core.log.warn(err) end
+  conv.session:clear()
   note("The conversation starts again (the session file keeps what was said).")
 end
 

@@ -104,12 +104,21 @@ function session.open(id)
   return session.create(id)
 end
 
+-- A record that could not be written: the conversation goes on, and the user is told once.
+function Session:unsaved(why)
+  if not self.warned then
+    self.warned = true
+    core.log.warn(why .. " (the conversation goes on without being saved)")
+  end
+  return nil, why
+end
+
 -- Append one record. The first also writes the header line (and the directory).
 function Session:append(record)
   local lines = {}
   if self.fresh then
     local ok, err = core.fs.mkdir(session.dir(), "0700")
-    if not ok then return nil, "cannot create the sessions directory: " .. err end
+    if not ok then return self:unsaved("cannot create the sessions directory: " .. err) end
     self.created = math.floor(core.proc.now())
     lines[1] = core.json.encode({ type = "session", version = 1, id = self.id, created = self.created,
                                   cwd = os.getenv("PWD") })
@@ -118,7 +127,7 @@ function Session:append(record)
   end
   lines[#lines + 1] = core.json.encode(record)
   local ok, err = core.fs.append(self.path, table.concat(lines, "\n") .. "\n", "0600")
-  if not ok then return nil, ("cannot save session %s: %s"):format(self.id, err) end
+  if not ok then return self:unsaved(("cannot save session %s: %s"):format(self.id, err)) end
   self.fresh, self.torn = false, false
   return true
 end

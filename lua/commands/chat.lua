@@ -190,10 +190,8 @@ function spec.run(opts, args)
   local names = {}
   for i, t in ipairs(list) do names[i] = t.name end
   sink:init({ tools = names, provider = p.name })
-  local ok, why = true, nil
-  if opts.system then ok, why = s:set_system(opts.system) end
-  if ok then ok, why = s:set_model(p.name, model) end
-  if not ok then core.log.warn(why) end
+  if opts.system then s:set_system(opts.system) end   -- a failure to save is the session's to tell
+  s:set_model(p.name, model)
 
   if interactive then return require("chat.repl").run(conv) end
   local text, failure

@@ -20,6 +20,7 @@ return {
     local st, err = core.fs.stat(args.path)
     if not st then return nil, err end
     if st.type == "dir" then return nil, args.path .. " is a directory: use list_dir" end
+    if st.type ~= "file" then return nil, args.path .. " is not a regular file" end   -- a FIFO would never end
     if st.size > MAX_BYTES then return nil, ("%s is %d bytes, more than this tool reads (%d)"):format(args.path, st.size, MAX_BYTES) end
     local text, rerr = core.fs.read(args.path)
     if not text then return nil, rerr end
