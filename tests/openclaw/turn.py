@@ -4,6 +4,8 @@ fake Kimi, one in each of OpenClaw's dialects: `openai-completions` (baseUrl ...
 answer, the fake's endpoint of that dialect was called, and it saw kimictl with the login's
 token, never OpenClaw's key. DIRECT=1: OpenClaw talks to the fake itself, in openai-completions
 only (which checks the plumbing; in anthropic-messages it sends x-api-key, which the fake refuses).
+A third run uses no gateway: OpenClaw runs `kimictl chat --output-format stream-json` through the
+CLI-backend plugin in tests/openclaw/kimictl-cli (the README's worked example), two turns of one session.
 Run by tests/openclaw/run.sh, which installs OpenClaw and sets OPENCLAW_BIN / OPENCLAW_NODE_DIR."""
 import json
 import os
@@ -63,15 +65,66 @@ def one(api, direct):
                                                    time.time() - start))
 
 
+PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kimictl-cli")
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def cli_turn(home, env, work, prompt, session):
+    """One OpenClaw turn in a session through the kimictl-cli backend plugin (the README's example)."""
+    os.makedirs(os.path.join(home.path, ".openclaw"), exist_ok=True)
+    with open(os.path.join(home.path, ".openclaw", "openclaw.json"), "w") as f:
+        json.dump({"plugins": {"load": {"paths": [PLUGIN]}},
+                   "agents": {"defaults": {"model": "kimictl-cli/kimi-for-coding", "workspace": work}}}, f)
+    r = subprocess.run([os.environ["OPENCLAW_BIN"], "agent", "--local", "--session-id", session, "--json",
+                        "--timeout", "120", "-m", prompt], env=env, capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "openclaw exit %d\nstdout: %s\nstderr: %s" % (r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+    return json.loads(r.stdout)
+
+
+def cli_backend():
+    """Two turns of one OpenClaw session through the kimictl-cli plugin: OpenClaw's answer is the
+    fake's, the second request carries the first turn (kimictl resumed its session by the id OpenClaw
+    bound), the session id is the prompt cache key, and the fake saw kimictl."""
+    start = time.time()
+    with Home() as home, Server("fake_kimi.py") as srv:
+        tok = call(srv, "/_seed")
+        write_kimi_cli_file(home, tok, time.time() + 900)
+        env = kimi_env(home, srv)
+        env["PATH"] = os.environ["OPENCLAW_NODE_DIR"] + os.pathsep + TOP + os.pathsep + env["PATH"]
+        work = os.path.join(home.path, "work-cli")
+        os.makedirs(work)
+        docs = [cli_turn(home, env, work, prompt, "chat-1") for prompt in ("Say hello", "Say hello again")]
+        for doc in docs:
+            check([p["text"] for p in doc.get("payloads", [])] == ["Hello from Kimi"], "OpenClaw's result: %r" % doc)
+        binding = docs[1]["meta"]["agentMeta"]["cliSessionBinding"]["sessionId"]
+        check(binding == docs[0]["meta"]["agentMeta"]["cliSessionBinding"]["sessionId"], "a new CLI session each turn")
+        sessions = os.path.join(home.path, ".local", "share", "kimictl", "sessions")
+        check(os.listdir(sessions) == [binding + ".jsonl"], "kimictl's sessions: %r" % os.listdir(sessions))
+        calls = [q for q in srv.requests() if q["path"] == "/coding/v1/chat/completions"]
+        check(len(calls) == 2, "%d chat requests" % len(calls))
+        for q in calls:
+            check(q["headers"]["user-agent"].startswith("kimictl/"), "upstream saw %r" % q["headers"]["user-agent"])
+            check(json.loads(q["body"]).get("prompt_cache_key") == binding, "prompt_cache_key is not the session id")
+        msgs = json.loads(calls[1]["body"])["messages"]
+        roles = [m["role"] for m in msgs]
+        check(roles == ["system", "user", "assistant", "user"], "second turn sent %r" % roles)
+        check(msgs[2]["content"] == "Hello from Kimi" and "Say hello again" in msgs[3]["content"],
+              "second turn sent %r" % msgs[1:])
+    print("ok - two openclaw turns of one session through the kimictl-cli backend (%.1fs)" % (time.time() - start))
+
+
 def main():
     direct = os.environ.get("DIRECT") == "1"
     failed = 0
-    for api in ["openai-completions"] if direct else DIALECTS:
+    runs = [(api, lambda api=api: one(api, direct)) for api in (["openai-completions"] if direct else DIALECTS)]
+    if not direct:
+        runs.append(("the kimictl-cli backend", cli_backend))
+    for name, run in runs:
         try:
-            one(api, direct)
+            run()
         except AssertionError as e:
             failed += 1
-            print("not ok - openclaw turn in %s\n#   %s" % (api, str(e).replace("\n", "\n#   ")))
+            print("not ok - openclaw turn in %s\n#   %s" % (name, str(e).replace("\n", "\n#   ")))
     sys.exit(1 if failed else 0)
 
 
