@@ -1,16 +1,21 @@
 # kimictl: one static binary from the C core, the embedded Lua and the vendored libraries.
-# `make` builds ./kimictl; `make test` runs every test; `make bench` prints the benchmark.
+# `make` builds ./kimictl; `make test` runs every test; `make bench` prints the benchmark;
+# `make test-asan` runs them on a build with AddressSanitizer and UBSan (in build/asan).
 # Third-party sources come from vendor/fetch.sh into build/src (see vendor/manifest).
 
 VERSION  := 0.1.0
 CC       := musl-gcc
 B        := build
-SRCDIR   := $(B)/src
+SRCDIR   := build/src
 OPT      := -O2
+SAN      :=
 SECTIONS := -ffunction-sections -fdata-sections
-CFLAGS   := -std=c99 $(OPT) $(SECTIONS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
+CFLAGS   := -std=c99 $(OPT) $(SAN) $(SECTIONS) -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
 WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes
-LDFLAGS  := -static -Wl,--gc-sections
+STATIC   := -static
+LDFLAGS  := $(STATIC) -Wl,--gc-sections $(SAN)
+STRIP    := strip
+BIN      := kimictl
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
 LUA_O    := lapi lcode lctype ldebug ldo ldump lfunc lgc llex lmem lobject lopcodes \
@@ -46,13 +51,13 @@ INCLUDES := -Isrc -I$(B)/gen -I$(SRCDIR)/lua/src -I$(SRCDIR)/cjson \
             -I$(SRCDIR)/libuv/include -I$(SRCDIR)/httpparser -I$(SRCDIR)/libedit/src
 DEFS     := -DKIMICTL_VERSION='"$(VERSION)"' -DCURL_STATICLIB
 
-.PHONY: all test bench man e2e-openclaw clean distclean
-all: kimictl
+.PHONY: all test test-asan bench man e2e-openclaw clean distclean
+all: $(BIN)
 
-kimictl: $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
+$(BIN): $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
          $(CJSON_OBJS) $(LUA_OBJS) $(LIBUV) $(LIBHTTPP) $(LIBCURL) $(LIBBEARSSL) $(LIBEDIT) $(LIBTINFO)
 	$(CC) $(LDFLAGS) -o $@.tmp $^ -lm -lpthread
-	strip $@.tmp
+	$(STRIP) $@.tmp
 	mv $@.tmp $@
 
 # --- third-party sources: fetched once; the stamp changes only when the tree is unpacked again.
@@ -80,7 +85,7 @@ $(B)/obj/cjson/%.o: $(call STAMP,cjson) $(call STAMP,lua)
 # libuv: the Linux file list of its own CMake build, no configure step (its flags, not ours).
 $(B)/obj/uv/%.o: $(call STAMP,libuv)
 	@mkdir -p $(@D)
-	$(CC) -std=gnu89 $(OPT) $(SECTIONS) -fno-strict-aliasing -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	$(CC) -std=gnu89 $(OPT) $(SAN) $(SECTIONS) -fno-strict-aliasing -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	  -I$(SRCDIR)/libuv/include -I$(SRCDIR)/libuv/src -I$(SRCDIR)/libuv/src/unix \
 	  -c -o $@ $(SRCDIR)/libuv/src/$*.c
 
@@ -99,12 +104,12 @@ $(LIBBEARSSL): $(call STAMP,bearssl)
 	ln -sfn $(abspath $(SRCDIR)/bearssl/inc) $(B)/bearssl/include
 	$(MAKE) -C $(SRCDIR)/bearssl CONF=Unix CC=$(CC) AR=ar DLL=no TOOLS=no TESTS=no \
 	  BUILD=$(abspath $(B)/bearssl/lib) \
-	  CFLAGS='-W -Wall -Os -ffunction-sections -fdata-sections -DBR_RDRAND=0' \
+	  CFLAGS='-W -Wall -Os $(SAN) -ffunction-sections -fdata-sections -DBR_RDRAND=0' \
 	  $(abspath $(LIBBEARSSL))
 
 $(B)/curl/config.status: $(call STAMP,curl) $(LIBBEARSSL)
 	@mkdir -p $(B)/curl
-	cd $(B)/curl && CC=$(CC) CFLAGS='-Os -ffunction-sections -fdata-sections' \
+	cd $(B)/curl && CC=$(CC) CFLAGS='-Os $(SAN) -ffunction-sections -fdata-sections' \
 	  $(abspath $(SRCDIR)/curl/configure) -q --disable-dependency-tracking \
 	  --disable-shared --enable-static --with-bearssl=$(abspath $(B)/bearssl) \
 	  --without-openssl --without-gnutls --without-wolfssl --without-mbedtls \
@@ -126,7 +131,7 @@ $(LIBCURL): $(B)/curl/config.status
 TERMS := xterm-256color,xterm,screen-256color,screen,tmux-256color,tmux,vt100,linux
 $(B)/ncurses/Makefile: $(call STAMP,ncurses)
 	@mkdir -p $(B)/ncurses
-	cd $(B)/ncurses && CC=$(CC) CFLAGS='-Os $(SECTIONS)' $(abspath $(SRCDIR)/ncurses/configure) -q \
+	cd $(B)/ncurses && CC=$(CC) CFLAGS='-Os $(SAN) $(SECTIONS)' $(abspath $(SRCDIR)/ncurses/configure) -q \
 	  --prefix=$(abspath $(B)/ncurses/inst) --without-shared --with-termlib --enable-widec \
 	  --disable-database --with-fallbacks=$(TERMS) --without-progs --without-tests --without-cxx \
 	  --without-cxx-binding --without-ada --without-manpages --without-debug --without-pkg-config
@@ -138,13 +143,14 @@ $(LIBTINFO): $(B)/ncurses/Makefile
 	@touch $@
 
 # libedit's wchar_t check wants __STDC_ISO_10646__, which musl's wchar_t meets but musl-gcc
-# does not define.
+# does not define (glibc does).
+EDIT_DEFS := $(if $(findstring musl,$(CC)),-D__STDC_ISO_10646__=201206L)
 $(B)/libedit/config.status: $(call STAMP,libedit) $(LIBTINFO)
 	@mkdir -p $(B)/libedit/lib
 	cp $(LIBTINFO) $(B)/libedit/lib/libncurses.a
-	cd $(B)/libedit && CC=$(CC) CFLAGS='-Os $(SECTIONS) -D__STDC_ISO_10646__=201206L' \
+	cd $(B)/libedit && CC=$(CC) CFLAGS='-Os $(SAN) $(SECTIONS) $(EDIT_DEFS)' \
 	  CPPFLAGS='-I$(abspath $(B)/ncurses/inst/include/ncursesw) -I$(abspath $(B)/ncurses/inst/include)' \
-	  LDFLAGS='-L$(abspath $(B)/libedit/lib)' $(abspath $(SRCDIR)/libedit/configure) -q \
+	  LDFLAGS='-L$(abspath $(B)/libedit/lib) $(SAN)' $(abspath $(SRCDIR)/libedit/configure) -q \
 	  --disable-shared --enable-static --disable-examples --disable-dependency-tracking
 
 $(LIBEDIT): $(B)/libedit/config.status
@@ -178,7 +184,7 @@ $(B)/gen/roots.c: $(CA_BUNDLE) $(B)/tools/mkanchors
 
 $(B)/tools/mkanchors: src/mkanchors.c $(B)/obj/core/anchors.o $(B)/obj/core/fs.o $(B)/obj/core/buf.o $(LIBBEARSSL)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(LDFLAGS) -o $@ $^
 
 $(B)/obj/%.o: $(B)/gen/%.c src/embed.h $(call STAMP,bearssl)
 	$(CC) $(CFLAGS) -Isrc -I$(SRCDIR)/bearssl/inc -c -o $@ $<
@@ -188,19 +194,19 @@ TEST_BINS := $(B)/tests/test_sse $(B)/tests/test_json $(B)/tests/test_anchors $(
              $(B)/tests/test_uv
 $(B)/tests/test_sse: tests/c/test_sse.c $(B)/obj/core/sse.o $(B)/obj/core/buf.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(LDFLAGS) -o $@ $^
 $(B)/tests/test_json: tests/c/test_json.c $(CJSON_OBJS) $(LUA_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^ -lm
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(LDFLAGS) -o $@ $^ -lm
 
 $(B)/tests/test_anchors: tests/c/test_anchors.c $(B)/obj/roots.o $(B)/obj/core/anchors.o $(B)/obj/core/fs.o \
                         $(B)/obj/core/buf.o $(LIBBEARSSL)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(LDFLAGS) -o $@ $^
 
 $(B)/tests/test_lock: tests/c/test_lock.c $(B)/obj/core/lock.o $(B)/obj/core/clock.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -static -o $@ $^
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(LDFLAGS) -o $@ $^
 
 # Programs on libuv and http-parser: the unit test and the fast fake upstream for `make bench`.
 $(B)/tests/test_uv: tests/c/test_uv.c $(LIBUV) $(LIBHTTPP)
@@ -209,8 +215,15 @@ $(B)/tests/test_uv $(B)/tests/upstream:
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) $(LDFLAGS) -o $@ $^ -lpthread
 
-test: kimictl $(TEST_BINS)
-	CA_BUNDLE=$(CA_BUNDLE) tests/run.sh
+test: $(BIN) $(TEST_BINS)
+	KIMICTL=$(abspath $(BIN)) TESTBIN=$(B)/tests CA_BUNDLE=$(CA_BUNDLE) tests/run.sh
+
+# The same tests on a glibc clang build with AddressSanitizer and UBSan, every library
+# instrumented, Lua's block cache off (so ASan sees each block), any report fatal.
+ASAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -DALLOC_CACHE_MAX=0
+test-asan:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) B=build/asan BIN=build/asan/kimictl CC=clang OPT=-O1 SAN='$(ASAN)' STATIC= STRIP=true test
 
 # One real OpenClaw turn through `kimictl serve` (not part of `make test`): the first run
 # installs Node 24 and OpenClaw into build/openclaw. DIRECT=1 points OpenClaw at the fake.

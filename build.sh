@@ -7,12 +7,15 @@ cd "$(dirname "$0")"
 # command that proves it is there -> Debian package that provides it
 needs="musl-gcc:musl-tools dpkg-source:dpkg-dev autoreconf:autoconf automake:automake
 libtoolize:libtool make:make patch:patch gcc:gcc python3:python3 openssl:openssl node:nodejs
-wrk:wrk tic:ncurses-bin tmux:tmux groff:groff-base"
+wrk:wrk tic:ncurses-bin tmux:tmux groff:groff-base clang:clang"
 missing=""
 for pair in $needs; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
 done
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"
+# make test-asan and make fuzz: clang's sanitizer and libFuzzer runtimes.
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.asan-x86_64.a >/dev/null 2>&1 ||
+  missing="$missing libclang-rt-14-dev"
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo

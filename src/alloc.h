@@ -6,7 +6,9 @@
 
 #define ALLOC_GRAIN 16
 #define ALLOC_SMALL 256                 /* blocks up to this size are recycled */
-#define ALLOC_CACHE_MAX (256 * 1024)   /* bytes kept in the lists at most */
+#ifndef ALLOC_CACHE_MAX
+#define ALLOC_CACHE_MAX (256 * 1024)   /* bytes kept in the lists at most (0 for sanitizers) */
+#endif
 
 struct free_block;
 

@@ -91,3 +91,12 @@ done:
   *out = tas;
   return n;
 }
+
+void anchors_free(br_x509_trust_anchor *ta, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(ta[i].dn.data);
+    if (ta[i].pkey.key_type == BR_KEYTYPE_RSA) free(ta[i].pkey.key.rsa.n), free(ta[i].pkey.key.rsa.e);
+    else free(ta[i].pkey.key.ec.q);
+  }
+  free(ta);
+}

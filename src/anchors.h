@@ -8,5 +8,7 @@
 /* Every CERTIFICATE in the PEM text; others and undecodable ones are skipped.
    *out is malloc'd (and each anchor's buffers); returns how many. */
 size_t anchors_from_pem(const unsigned char *pem, size_t len, br_x509_trust_anchor **out);
+/* Frees what anchors_from_pem made. */
+void anchors_free(br_x509_trust_anchor *ta, size_t n);
 
 #endif

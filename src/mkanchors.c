@@ -20,6 +20,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   size_t n = anchors_from_pem((const unsigned char *)pem.p, pem.len, &ta);
+  buf_free(&pem);
   if (n == 0) {
     fprintf(stderr, "mkanchors: no certificate in %s\n", argv[1]);
     return 1;
@@ -47,5 +48,10 @@ int main(int argc, char **argv) {
              k->key.ec.curve, i, i);
   }
   printf("};\nconst size_t builtin_anchors_len = %zu;\n", n);
+  anchors_free(ta, n);
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    perror("mkanchors: cannot write the output");
+    return 1;
+  }
   return 0;
 }

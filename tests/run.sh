@@ -3,6 +3,8 @@
 # "N passed, N failed" and exits non-zero if anything failed.
 set -u
 cd "$(dirname "$0")/.."
+kimictl=${KIMICTL:-./kimictl}   # the binary under test, and the C tests built with it
+bin=${TESTBIN:-build/tests}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -25,7 +27,7 @@ suite() {
 
 # lua-cjson's own suite, against our patched copy: one line for the whole of it.
 upstream_cjson() {
-  if cjson_out=$(build/tests/test_json --upstream build/src/cjson/tests 2>&1); then
+  if cjson_out=$("$bin"/test_json --upstream build/src/cjson/tests 2>&1); then
     echo "ok - upstream lua-cjson suite: $(echo "$cjson_out" | grep -ac ': PASS') checks"
   else
     echo "not ok - upstream lua-cjson suite"
@@ -33,13 +35,13 @@ upstream_cjson() {
   fi
 }
 
-suite "C: SSE parser" build/tests/test_sse
-suite "C: credential store locks" build/tests/test_lock
-suite "C: lua-cjson patches" build/tests/test_json
+suite "C: SSE parser" "$bin"/test_sse
+suite "C: credential store locks" "$bin"/test_lock
+suite "C: lua-cjson patches" "$bin"/test_json
 suite "C: lua-cjson upstream" upstream_cjson
-suite "C: built-in trust anchors" build/tests/test_anchors "${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
-suite "C: libuv and http-parser" build/tests/test_uv
-suite "Lua units (run by kimictl)" env KIMICTL_TEST_ENV_URL=http://from-env/v1/ ./kimictl lua tests/lua/harness.lua tests/lua/test_*.lua
+suite "C: built-in trust anchors" "$bin"/test_anchors "${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+suite "C: libuv and http-parser" "$bin"/test_uv
+suite "Lua units (run by kimictl)" env KIMICTL_TEST_ENV_URL=http://from-env/v1/ "$kimictl" lua tests/lua/harness.lua tests/lua/test_*.lua
 suite "End to end" python3 tests/e2e/run.py
 
 passed=$(grep -c '^ok ' "$log")

@@ -111,7 +111,8 @@ static int l_edit_open(lua_State *L) {
   el_set(ed->el, EL_PROMPT, prompt_of);
   el_set(ed->el, EL_GETCFN, get_char);
   el_set(ed->el, EL_SETTY, "-d", "-isig", NULL);
-  el_set(ed->el, EL_ADDFN, "kimictl-interrupt", "drop the line", on_interrupt);
+  /* The wide call keeps our strings; the narrow one copies them and never frees the copies. */
+  el_wset(ed->el, EL_ADDFN, L"kimictl-interrupt", L"drop the line", on_interrupt);
   el_set(ed->el, EL_BIND, "^C", "kimictl-interrupt", NULL);
   el_source(ed->el, NULL);   /* the user's ~/.editrc, as every libedit program reads it */
   return 1;

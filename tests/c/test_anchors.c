@@ -19,6 +19,7 @@ int main(int argc, char **argv) {
   br_x509_trust_anchor *ta;
   if (argc != 2 || fs_read(argv[1], &pem) != 0) return fprintf(stderr, "usage: test_anchors BUNDLE\n"), 2;
   size_t n = anchors_from_pem((const unsigned char *)pem.p, pem.len, &ta);
+  buf_free(&pem);
   printf("%s - anchors: %zu built in, %zu in the bundle\n",
          n > 100 && n == builtin_anchors_len ? "ok" : "not ok", builtin_anchors_len, n);
   for (size_t i = 0; i < n && i < builtin_anchors_len; i++) {
@@ -34,5 +35,6 @@ int main(int argc, char **argv) {
     bad += !ok;
   }
   printf("%s - anchors: every built-in anchor equals its certificate (%zu differ)\n", bad ? "not ok" : "ok", bad);
+  anchors_free(ta, n);
   return bad != 0 || n != builtin_anchors_len;
 }

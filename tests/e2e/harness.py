@@ -58,6 +58,9 @@ class Server:
         self.stop()
 
 
+SANITIZER_OPTIONS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+
+
 class Home:
     """A fresh HOME (and XDG dirs) so a test never sees the developer's files."""
 
@@ -67,6 +70,7 @@ class Home:
     def env(self, **extra):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.path,
                "LANG": "C.UTF-8", "NO_COLOR": "1"}
+        env.update({k: v for k, v in os.environ.items() if k in SANITIZER_OPTIONS})   # make test-asan
         env.update({k: v for k, v in extra.items() if v is not None})
         return env
 
