@@ -209,7 +209,9 @@ function provider.explain(p, res)
   elseif type(e) == "string" then
     detail = e
   elseif res.body and #res.body > 0 then
-    detail = res.body:sub(1, 200):gsub("%s+", " ")
+    -- a proxy's error page (nginx: "<html><head><title>502 Bad Gateway</title>...") by its title
+    local title = res.body:sub(1, 4096):match("^%s*<.-<[Tt][Ii][Tt][Ll][Ee]>([^<]*)</[Tt][Ii][Tt][Ll][Ee]>")
+    detail = (title or res.body:sub(1, 200)):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
   end
   local msg = ("%s answered HTTP %d%s"):format(p.name, res.status, detail ~= "" and (": " .. detail) or "")
   local hint = (p.hints or {})[res.status]

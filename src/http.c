@@ -32,8 +32,8 @@ struct http_transfer {
   long timeout_ms, idle_timeout_ms;
   struct buf head;          /* header lines of the final response */
   long status;
-  int head_sent, stopped, paused, idle;
-  uint64_t last_byte_ms;    /* on the loop's clock */
+  int head_sent, stopped, paused, idle, by_line, dripping;
+  uint64_t last_byte_ms;    /* the last activity, on the loop's clock (by_line: a line's end) */
   uv_timer_t idle_timer;    /* owns the record: freed when this handle has closed */
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -70,7 +70,8 @@ static int send_head(struct http_transfer *x) {
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   struct http_transfer *x = ud;
   size_t len = size * n;
-  x->last_byte_ms = uv_now(loop);
+  x->dripping = x->by_line && !memchr(p, '\n', len) && !memchr(p, '\r', len);
+  if (!x->dripping) x->last_byte_ms = uv_now(loop);
   if (!x->head_sent && send_head(x) != 0) return 0;
   int rc = x->sink.on_data ? x->sink.on_data(x->sink.ud, p, len) : 0;
   if (rc == HTTP_PAUSE) {
@@ -320,7 +321,8 @@ static int start_curl(struct http_error *err) {
   return -1;
 }
 
-/* The idle timer: no byte for idle_timeout_ms (while not paused by us) ends the transfer. */
+/* The idle timer: no byte (by_line: no line's end) for idle_timeout_ms, while not paused by
+   us, ends the transfer. */
 static void on_idle(uv_timer_t *t) {
   struct http_transfer *x = t->data;
   uint64_t now = uv_now(loop), due = x->last_byte_ms + (uint64_t)x->idle_timeout_ms;
@@ -361,7 +363,8 @@ static enum http_kind outcome(struct http_transfer *x, CURLcode rc, char *out, s
   long oserr = 0;
   if (x->stopped) return HTTP_STOPPED;
   if (x->idle) {
-    snprintf(out, n, "%s sent nothing for %ld ms (idle timeout)", x->url, x->idle_timeout_ms);
+    snprintf(out, n, "%s sent %s for %ld ms (idle timeout)", x->url,
+             x->dripping ? "bytes but no complete line" : "nothing", x->idle_timeout_ms);
     return HTTP_TIMEOUT;
   }
   if (rc == CURLE_OK) return HTTP_OK;
@@ -407,6 +410,7 @@ struct http_transfer *http_start(const struct http_request *rq, const struct htt
   x->sink = *sink;
   x->timeout_ms = rq->timeout_ms;
   x->idle_timeout_ms = rq->idle_timeout_ms;
+  x->by_line = rq->idle_by_line;
   x->last_byte_ms = uv_now(loop);
   uv_timer_init(loop, &x->idle_timer);   /* cannot fail: it only fills the handle in */
   x->idle_timer.data = x;

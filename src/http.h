@@ -13,6 +13,8 @@ struct http_request {
   long timeout_ms;                 /* whole transfer; 0 = none */
   long connect_timeout_ms;         /* 0 = libcurl's default */
   long idle_timeout_ms;            /* no byte received for this long; 0 = none */
+  int idle_by_line;                /* an event stream: only a line's end counts as activity, so
+                                      bytes dripping in without ending a line do not hold it open */
   long read_buffer;                /* bytes of libcurl's receive buffer; 0 = its default (16 KiB) */
 };
 

@@ -23,23 +23,26 @@ local function with(base, extra)
 end
 
 -- An error answer in the dialect of the route (OpenAI's, or Anthropic's for /v1/messages);
--- true (the request is answered).
-local function fail(ctx, status, message, kind, code)
+-- true (the request is answered). headers: more headers, optional.
+local function fail(ctx, status, message, kind, code, headers)
   ctx.status = status
   local doc = ctx.dialect == "anthropic" and anthropic.error_doc(status, message)
     or { error = { message = message, type = kind or "invalid_request_error", code = code } }
   local body = core.json.encode(doc)
   ctx.bytes = #body
-  ctx.res:respond(status, with(JSON, ctx.cors), body)
+  ctx.res:respond(status, with(with(JSON, ctx.cors), headers), body)
   return true
 end
 
--- The first error of an upstream answer (kept status, explained message, the cause as code).
+-- The first error of an upstream answer (kept status, explained message, the cause as code),
+-- with the upstream's Retry-After: the SDKs of OpenAI and Anthropic wait as long as it asks.
 local function upstream_error(ctx, p, res)
   local msg, hint, cause = provider.explain(p, res)
   local doc = core.json.decode(res.body or "")
   local kind = type(doc) == "table" and type(doc.error) == "table" and doc.error.type
-  fail(ctx, res.status, msg .. (hint and (" " .. hint) or ""), type(kind) == "string" and kind or "upstream_error", cause)
+  local after = res.headers and res.headers["retry-after"]
+  fail(ctx, res.status, msg .. (hint and (" " .. hint) or ""), type(kind) == "string" and kind or "upstream_error", cause,
+       after and { ["Retry-After"] = after } or nil)
 end
 
 -- A failure to reach the upstream at all: 504 for a timeout, 503 for a login that cannot
@@ -171,8 +174,12 @@ local function chunk_repair(filter)
       end
       return relay(ctx, res, ev)
     end
-    local doc = core.json.decode(ev.data)
-    if type(doc) ~= "table" then return relay(ctx, res, ev) end
+    local doc, why = core.json.decode(ev.data)
+    if type(doc) ~= "table" then   -- neither the repair nor the client could read it: an error event
+      stream_error(ctx, res, ("%s sent a chunk that is not a JSON object (%s)"):format(ctx.provider,
+        why or "not an object"), "bad_answer")
+      return false
+    end
     seen = doc
     return relay(ctx, res, { event = ev.event, data = core.json.encode(filter(doc)) })
   end
@@ -180,8 +187,13 @@ local function chunk_repair(filter)
     if message then stream_error(ctx, res, message, kind) end
   end
   function t.answer(ctx, up)
-    local doc = core.json.decode(up.body)
-    if type(doc) ~= "table" then return up.status, up.headers["content-type"] or "application/json", up.body end
+    local doc, why = core.json.decode(up.body)
+    if type(doc) ~= "table" then
+      ctx.note = "bad_answer"
+      return 502, "application/json", core.json.encode({ error = { type = "upstream_error", code = "bad_answer",
+        message = ("%s answered %d with a body that is not a JSON object (%s)"):format(ctx.provider, up.status,
+          why or "not an object") } })
+    end
     return up.status, "application/json", core.json.encode(filter(doc))
   end
   return t
@@ -274,8 +286,12 @@ local function messages_translation(model, filter)
       done = true
       return tr:finish()
     end
-    local doc = core.json.decode(ev.data)
-    return doc == nil or tr:chunk(filter and type(doc) == "table" and filter(doc) or doc)
+    local doc, why = core.json.decode(ev.data)
+    if doc == nil then   -- a chunk lost would be a gap in the answer: an error event instead
+      tr:fail(502, ("%s sent a chunk that is not JSON (%s)"):format(ctx.provider, why))
+      return false
+    end
+    return tr:chunk(filter and type(doc) == "table" and filter(doc) or doc)
   end
   function t.finish(ctx, res, message, kind)
     tr = tr or anthropic.stream(model, emit_to(ctx, res))

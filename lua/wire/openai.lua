@@ -141,15 +141,22 @@ function openai.stream(p, params, on, ctx)
       return take(chunk)
     end,
   }, ctx)
-  if not res then return nil, err, kind, hint end
-  if res.status < 200 or res.status > 299 then
+  if not res and result.finish_reason and not broken and (kind == "timeout" or kind == "reset") then
+    -- the answer is complete (it has its finish_reason); only the stream's end never came
+    core.log.info(err .. ": the answer was complete, its end of stream is not needed")
+  elseif not res then
+    return nil, err, kind, hint
+  elseif res.status < 200 or res.status > 299 then
     local msg, h = provider.explain(p, res)
     return nil, msg, "http", h, res.status, res
   end
   if broken then return nil, broken, "stream" end
-  if res.body ~= "" then   -- the service answered with one JSON document instead of a stream
-    local doc = core.json.decode(res.body)
-    if type(doc) ~= "table" then return nil, "the answer is neither an event stream nor JSON", "stream" end
+  if res and res.body ~= "" then   -- the service answered with one JSON document instead of a stream
+    local doc, jerr = core.json.decode(res.body)
+    if type(doc) ~= "table" then
+      return nil, ("%s answered %d with a body that is neither an event stream nor a JSON object (%s)"):format(
+        p.name, res.status, jerr or "not an object"), "stream"
+    end
     take(translator and anthropic.to_chat(doc) or doc)
     finish()
   end

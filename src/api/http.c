@@ -237,6 +237,7 @@ static void read_request(lua_State *L, struct http_request *rq, int *on_event, s
   /* events are small and come one by one: a stream needs no 16 KiB receive buffer (1,000
      streams held by a gateway would pay 12 MiB for it) */
   rq->read_buffer = *on_event ? STREAM_READ_BUFFER : 0;
+  rq->idle_by_line = *on_event != 0;   /* a byte a second must not hold an event stream open */
 }
 
 /* call:__close(), call:__gc(): cancel what still runs, free what is held */

@@ -15,6 +15,9 @@ Options:
   --token-interval-ms N  time between the tokens of "slow N" (default 50)
   --leak-tools           "tool" answers with the call leaked into content as Kimi's markup
                          (<|tool_calls_section_begin|>...), split across chunks mid-marker
+  --refresh-hang N       the first N refresh calls are read and never answered (the refresh
+                         token is not rotated); /_stats counts them in refresh_hung
+  --drip-interval-ms N   time between the bytes of "drip" (default 1000)
 Like the real API, the chat endpoint answers 400 to an assistant message with tool calls that
 lacks reasoning_content when thinking is enabled, and to one whose content is "" beside tool calls.
 Test endpoints: POST /_seed -> a valid token pair; POST /_revoke {"refresh_token"};
@@ -33,6 +36,21 @@ The chat endpoint answers according to the last user message (a string or {type:
   flaky N  the first N calls with this prompt answer 503 (then "Hello from Kimi")
   busy     429 with Retry-After: 0, every time
   empty    a stream that ends (stop, [DONE]) without a word
+Fault injection (each a prompt; N counts the calls with that very prompt):
+  burst C N      the first N calls answer C (500 or 503: a JSON error; 502: nginx's HTML page)
+  retry-after N  the first call answers 429 with Retry-After: N (seconds)
+  reset N        the first N calls: the request is read, then the connection is reset before
+                 a byte of the answer (no status line)
+  drip           the answer's stream one byte at a time, a drip interval before each byte
+  garbage        "Hello from Kimi" with junk between the events: a comment, unknown fields,
+                 a line without a colon, bytes that are not UTF-8, an event with no data
+  truncated      streamed: the second chunk's JSON cut in half (its event otherwise well
+                 formed); not streamed: the body's JSON cut in half (Content-Length matches)
+  truncated body the cut JSON body, even when a stream was asked for
+  long N         one chunk whose content is N MiB of "x", in a single data line (sent in 1 MiB
+                 HTTP chunks)
+  nodone         "Hello from Kimi" and finish_reason stop, then the body ends, no [DONE]
+  hang           as nodone, but the connection then stays open, silent, until the client leaves
   other    "Hello", " from", " Kimi", stop, [DONE]; not streamed: "OK" (finish_reason "length")
 A role "tool" message anywhere in the request wins: the answer is "tool said: <its content>"
 (the last one's). /_stats counts calls per prompt in "prompts".
@@ -153,6 +171,11 @@ class Kimi(Handler):
             errors = {"pending": "authorization_pending", "slow_down": "slow_down",
                       "expired": "expired_token", "denied": "access_denied"}
             return self.send_json(400, {"error": errors[step], "error_description": step})
+        if grant == "refresh_token" and OPTS.get("refresh_hang"):
+            with STATE["lock"]:
+                hung = STATE["stats"]["refresh_hung"] = STATE["stats"].get("refresh_hung", 0) + 1
+            if hung <= OPTS["refresh_hang"]:
+                return self.hold(3600)
         if grant == "refresh_token":
             with STATE["lock"]:
                 STATE["stats"]["refresh_calls"] += 1
@@ -279,6 +302,8 @@ class Kimi(Handler):
             return self.cut_answer(stream)
         elif flood:
             words = [("%06d" % i) + "x" * 1994 for i in range(int(flood.group(1)))]
+        elif self.fault(prompt, calls, stream):
+            return
         elif stream:
             words = ["Hello", " from", " Kimi"]
         else:
@@ -443,6 +468,111 @@ class Kimi(Handler):
         self.cut()
 
 
+    # --- fault injection ---------------------------------------------------------------------
+
+    def fault(self, prompt, calls, stream):
+        """Answer a fault-injection prompt (see the docstring): True when answered."""
+        burst = re.fullmatch(r"burst (500|502|503) (\d+)", prompt)
+        wait = re.fullmatch(r"retry-after (\d+)", prompt)
+        reset = re.fullmatch(r"reset (\d+)", prompt)
+        long_line = re.fullmatch(r"long (\d+)", prompt)
+        if burst:
+            if calls > int(burst.group(2)):
+                return False
+            if burst.group(1) == "502":
+                page = ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+                        "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+                self.send_raw(502, "text/html", page.encode())
+            else:
+                self.send_json(int(burst.group(1)), {"error": {"type": "engine_overloaded_error" if burst.group(1) == "503"
+                                                               else "server_error", "message": "fault injected"}})
+        elif wait:
+            if calls > 1:
+                return False
+            self.send_json(429, {"error": {"type": "rate_limit_reached_error", "message": "slow down"}},
+                           {"Retry-After": wait.group(1)})
+        elif reset:
+            if calls > int(reset.group(1)):
+                return False
+            self.cut()
+        elif prompt == "truncated body" or (prompt == "truncated" and not stream):
+            data = json.dumps(self.completion({"role": "assistant", "content": "Hello from Kimi"}, "stop", 3)).encode()
+            self.send_raw(200, "application/json", data[:len(data) // 2])
+        elif not stream:
+            return False
+        elif prompt == "garbage":
+            self.raw_stream([b": keep-alive\n\n", b"foo: bar\n", self.data_line({"content": "Hello"}),
+                             b"a line without a colon\n\n", b"\xff\xfe\x00\x80 not text\n\n", b"event: ping\n\n",
+                             b"retry: soon\nid: 7\n", self.data_line({"content": " from"}),
+                             self.data_line({"content": " Kimi"}), self.data_line({}, "stop"), b"data: [DONE]\n\n"])
+        elif prompt == "truncated":
+            cut = self.data_line({"content": " from"})
+            self.raw_stream([self.data_line({"content": "Hello"}), cut[:len(cut) // 2] + b"\n\n",
+                             self.data_line({"content": " Kimi"}), self.data_line({}, "stop"), b"data: [DONE]\n\n"])
+        elif long_line:
+            line = self.data_line({"content": "x" * (int(long_line.group(1)) << 20)})
+            self.raw_stream([line[i:i + (1 << 20)] for i in range(0, len(line), 1 << 20)] +
+                            [self.data_line({}, "stop"), b"data: [DONE]\n\n"])
+        elif prompt in ("nodone", "hang"):
+            self.raw_stream([self.data_line({"content": w}) for w in ("Hello", " from", " Kimi")] +
+                            [self.data_line({}, "stop")], end=prompt == "nodone")
+            if prompt == "hang":
+                self.hold(60)
+        elif prompt == "drip":
+            whole = b"".join([self.data_line({"content": w}) for w in ("Hello", " from", " Kimi")] +
+                             [self.data_line({}, "stop"), b"data: [DONE]\n\n"])
+            self.raw_stream([whole[i:i + 1] for i in range(len(whole))], interval=OPTS["drip_interval"])
+        else:
+            return False
+        return True
+
+    def send_raw(self, status, ctype, data, headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def data_line(self, delta, finish=None):
+        """One event of the stream as bytes: a chunk with this delta."""
+        return b"data: " + json.dumps(self.chunk_doc(delta, finish)).encode() + b"\n\n"
+
+    def raw_stream(self, pieces, interval=0, end=True):
+        """A 200 event stream of these raw pieces, an HTTP chunk each (an interval before each);
+        the body ends after them unless end is false. Stops when the client has gone: /_stats
+        then counts it in fault_streams_broken, and fault_bytes_sent is what the client got."""
+        self.start_stream()
+        sent = 0
+        try:
+            for piece in pieces:
+                if interval:
+                    time.sleep(interval)
+                self.chunk(piece)
+                sent += len(piece)
+            if end:
+                self.end_stream()
+        except ConnectionError:
+            self.close_connection = True
+            with STATE["lock"]:
+                STATE["stats"]["fault_streams_broken"] = STATE["stats"].get("fault_streams_broken", 0) + 1
+        with STATE["lock"]:
+            STATE["stats"]["fault_bytes_sent"] = sent
+
+    def hold(self, seconds):
+        """Keep the connection open and silent until the client closes it (or seconds pass)."""
+        import select
+        import socket
+        deadline = time.time() + seconds
+        try:
+            while time.time() < deadline:
+                if select.select([self.connection], [], [], 0.2)[0] and not self.connection.recv(1, socket.MSG_PEEK):
+                    break
+        except OSError:
+            pass
+        self.close_connection = True
+
 def setup(httpd, extra):
     import argparse
     ap = argparse.ArgumentParser()
@@ -456,11 +586,14 @@ def setup(httpd, extra):
     ap.add_argument("--api-error", default="")
     ap.add_argument("--token-interval-ms", type=float, default=50)
     ap.add_argument("--leak-tools", action="store_true")
+    ap.add_argument("--refresh-hang", type=int, default=0)
+    ap.add_argument("--drip-interval-ms", type=float, default=1000)
     a = ap.parse_args(extra)
     OPTS.update(interval=a.interval, ttl=a.ttl, expires_in=a.expires_in if a.expires_in is not None else a.ttl,
                 refresh_delay=a.refresh_delay, refresh_fail=a.refresh_fail, allowed_agents=[x for x in a.allowed_agents.split(",") if x],
                 api_error=a.api_error, token_interval=a.token_interval_ms / 1000, leak_tools=a.leak_tools,
                 device_script=[[w for w in s.split(",") if w] for s in a.device_script.split(";")] if a.device_script else [])
+    OPTS.update(refresh_hang=a.refresh_hang, drip_interval=a.drip_interval_ms / 1000)
 
 
 if __name__ == "__main__":
