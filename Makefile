@@ -28,7 +28,7 @@ UV_UNIX_O := async core dl fs getaddrinfo getnameinfo loop-watcher loop pipe pol
             random-devurandom signal stream tcp thread tty udp linux-core linux-inotify \
             linux-syscalls procfs-exepath proctitle random-getrandom random-sysctl-linux epoll
 CORE_O   := alloc buf clock sse http tls anchors fs log lock proc loop server
-API_O    := core http json fs log proc lock hash task server edit
+API_O    := boot core http json fs log proc lock hash task server edit
 LUA_SRC  := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
 LUA_OBJS   := $(LUA_O:%=$(B)/obj/lua/%.o)
@@ -51,7 +51,7 @@ INCLUDES := -Isrc -I$(B)/gen -I$(SRCDIR)/lua/src -I$(SRCDIR)/cjson \
             -I$(SRCDIR)/libuv/include -I$(SRCDIR)/httpparser -I$(SRCDIR)/libedit/src
 DEFS     := -DKIMICTL_VERSION='"$(VERSION)"' -DCURL_STATICLIB
 
-.PHONY: all test test-asan bench man e2e-openclaw clean distclean
+.PHONY: all test test-asan fuzz fuzz-bins bench man e2e-openclaw clean distclean
 all: $(BIN)
 
 $(BIN): $(B)/obj/main.o $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
@@ -224,6 +224,26 @@ ASAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-p
 test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(MAKE) B=build/asan BIN=build/asan/kimictl CC=clang OPT=-O1 SAN='$(ASAN)' STATIC= STRIP=true test
+
+# libFuzzer targets (tests/fuzz): a glibc clang build with ASan, UBSan and coverage, in
+# build/fuzz. `make fuzz FUZZ_SECONDS=N` runs each target N seconds from its seeds (and what
+# earlier runs found); FUZZ_SECONDS=0 only replays the seeds and the regression inputs.
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer -g \
+            -DALLOC_CACHE_MAX=0
+FUZZ_BINS := $(B)/fuzz_sse $(B)/fuzz_server $(B)/fuzz_lua
+$(B)/fuzz_sse: tests/fuzz/fuzz_sse.c $(B)/obj/core/sse.o $(B)/obj/core/buf.o
+$(B)/fuzz_server: tests/fuzz/fuzz_server.c $(B)/obj/core/server.o $(B)/obj/core/loop.o $(B)/obj/core/buf.o \
+                       $(LIBUV) $(LIBHTTPP)
+$(B)/fuzz_lua: tests/fuzz/fuzz_lua.c $(API_OBJS) $(CORE_OBJS) $(B)/obj/embed.o $(B)/obj/roots.o \
+                    $(CJSON_OBJS) $(LUA_OBJS) $(LIBUV) $(LIBHTTPP) $(LIBCURL) $(LIBBEARSSL) $(LIBEDIT) $(LIBTINFO)
+$(FUZZ_BINS):
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(INCLUDES) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ -lm -lpthread
+fuzz-bins: $(FUZZ_BINS)
+fuzz:
+	$(MAKE) B=build/fuzz CC=clang OPT=-O1 SAN='$(FUZZ_SAN)' STATIC= STRIP=true fuzz-bins
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
 
 # One real OpenClaw turn through `kimictl serve` (not part of `make test`): the first run
 # installs Node 24 and OpenClaw into build/openclaw. DIRECT=1 points OpenClaw at the fake.

@@ -332,7 +332,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
 }
 
 static const char *header(struct srv_conn *c, const char *name) {
-  for (const char *p = c->hdrs.p, *end = p + c->hdrs.len; p && p < end;) {
+  if (!c->hdrs.p) return NULL;   /* no header at all */
+  for (const char *p = c->hdrs.p, *end = p + c->hdrs.len; p < end;) {
     const char *v = p + strlen(p) + 1;
     if (v >= end) break;
     if (strcmp(p, name) == 0) return v;

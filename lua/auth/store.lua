@@ -35,8 +35,9 @@ local function is_num(v) return math.type(v) ~= nil end
 -- A time kimictl can do arithmetic with: finite, from 1970 to the year 5138.
 local function is_time(v) return is_num(v) and v >= 0 and v < 1e11 end
 
--- The credentials in the text of the file at path (see store.read).
-local function parse(path, text, err, code)
+-- store.parse(path, text | nil, err, code) -> cred | nil, message, code: the credentials in
+-- the text of the file at path, as core.fs.read gave it (see store.read).
+function store.parse(path, text, err, code)
   if not text then
     if code == "ENOENT" then return nil, "no login stored in " .. paths.show(path), "missing" end
     return nil, ("cannot read %s: %s"):format(paths.show(path), err:sub(#path + 3)), "io"
@@ -68,7 +69,7 @@ end
 -- Never changes the file: a file kimictl cannot read is reported and left as it is. The
 -- file is parsed again only when it changed (paths.read_parsed); each caller gets its own copy.
 function store.read(s)
-  local cred, err, code = paths.read_parsed(s.path, function(...) return parse(s.path, ...) end)
+  local cred, err, code = paths.read_parsed(s.path, function(...) return store.parse(s.path, ...) end)
   if not cred then return nil, err, code end
   local copy = {}
   for k, v in pairs(cred) do copy[k] = v end

@@ -17,6 +17,9 @@
 #define MT_DIR "kimictl.Dir"
 #define MT_EDITOR "kimictl.Editor"
 
+/* The standard libraries, `core`, and require() reading the user's Lua directory first,
+   then the embedded modules (boot.c). */
+void api_open(lua_State *L);
 int luaopen_core(lua_State *L);
 int luaopen_core_http(lua_State *L);
 int luaopen_core_json(lua_State *L);

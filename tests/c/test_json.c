@@ -35,6 +35,11 @@ static const char *const cases[][2] = {
   { "mininteger decodes exactly", "return cjson.decode('-9223372036854775808') == math.mininteger" },
   { "beyond 64 bits decodes as a float", "return math.type(cjson.decode('92233720368547758080')) == 'float'" },
   { "3.5 encodes as 3.5", "return cjson.encode(3.5) == '3.5'" },
+  { "a 16-digit float encodes exactly", "return cjson.encode(1764000000.123456) == '1764000000.123456'" },
+  { "every float reads back the same",
+    "for _, x in ipairs({ 0.1, 1/3, 2^60 + 0.0, 5e-324, 1.7976931348623157e308, 1.2345678901234567e19 }) do"
+    " if cjson.decode(cjson.encode(x)) ~= x then return false end end return true" },
+  { "0.1 stays short", "return cjson.encode(0.1) == '0.1'" },
   { "integers round-trip inside tables",
     "local t = cjson.decode(cjson.encode({ expires_at = 1732480000123, n = -5, f = 0.25 }))"
     " return t.expires_at == 1732480000123 and math.type(t.n) == 'integer' and t.f == 0.25" },

@@ -1,0 +1,28 @@
+-- core.json (lua-cjson with kimictl's patches): any text decodes or says why; what decodes
+-- encodes, and reads back equal (integers stay integers, arrays arrays); an integer literal
+-- keeps every digit.
+local json = require("core").json
+
+local function same(a, b)
+  if type(a) ~= "table" or type(b) ~= "table" then
+    return a == b and math.type(a) == math.type(b)
+  end
+  if getmetatable(a) ~= getmetatable(b) then return false end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+return function(s)
+  local v, err = json.decode(s)
+  if err then
+    assert(v == nil and type(err) == "string")
+    return
+  end
+  local back = assert(json.decode(json.encode(v)))
+  assert(same(v, back), "decode(encode(x)) differs from x")
+  local n = s:match("^%s*(%-?%d+)%s*$")
+  if n and math.tointeger(tonumber(n)) then
+    assert(math.type(v) == "integer" and v == math.tointeger(tonumber(n)), "integer changed: " .. n)
+  end
+end
