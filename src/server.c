@@ -413,9 +413,9 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     return;
   }
   if (n == 0 || c->lingering) return;
-  if (c->answering) {   /* pipelined: kept, within reason, for when this answer is done */
-    if (c->stash.len + (size_t)n > c->s->cfg.max_header) uv_read_stop(st);
-    else if (buf_add(&c->stash, b->base, (size_t)n) != 0) conn_close(c);
+  if (c->answering) {   /* pipelined: kept for when this answer is done; past max_header, no more is read till then */
+    if (buf_add(&c->stash, b->base, (size_t)n) != 0) conn_close(c);
+    else if (c->stash.len > c->s->cfg.max_header) uv_read_stop(st);
     return;
   }
   if (c->headers_done) uv_timer_start(&c->timer, on_timer, (uint64_t)c->s->cfg.idle_timeout_ms, 0);

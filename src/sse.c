@@ -127,8 +127,9 @@ int sse_feed(struct sse *p, const char *buf, size_t len, sse_fn fn, void *ud) {
       return add(&p->line, buf + i, j - i);
     }
     int rc;
+    /* The limit holds however the stream was cut: a long line read at once is as long. */
+    if (p->line.len + (j - i) > p->max_line) return SSE_TOO_LONG;
     if (p->line.len) {                  /* the line began in an earlier feed */
-      if (p->line.len + (j - i) > p->max_line) return SSE_TOO_LONG;
       if ((rc = add(&p->line, buf + i, j - i))) return rc;
       rc = end_line(p, p->line.p, p->line.len, fn, ud);   /* it never touches p->line */
       buf_reset(&p->line);

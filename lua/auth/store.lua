@@ -32,6 +32,8 @@ end
 
 local function is_str(v) return type(v) == "string" end
 local function is_num(v) return math.type(v) ~= nil end
+-- OAuth tokens are printable ASCII (RFC 6749's VSCHAR); anything else would not be written back as read.
+local function is_token(v) return not v:find("[^\32-\126]") end
 -- A time kimictl can do arithmetic with: finite, from 1970 to the year 5138.
 local function is_time(v) return is_num(v) and v >= 0 and v < 1e11 end
 
@@ -44,10 +46,14 @@ function store.parse(path, text, err, code)
   end
   local doc, jerr = core.json.decode(text)
   local why
-  if type(doc) ~= "table" then
+  if not utf8.len(text) then
+    why = "not UTF-8 text"   -- no Kimi client writes that, and it would not be written back as read
+  elseif type(doc) ~= "table" then
     why = jerr or "not a JSON object"
   elseif not is_str(doc.access_token) or not is_str(doc.refresh_token) then
     why = "access_token and refresh_token must be strings"
+  elseif not is_token(doc.access_token) or not is_token(doc.refresh_token) then
+    why = "access_token and refresh_token must be printable ASCII"
   elseif doc.expires_at ~= nil and not is_time(doc.expires_at) then
     why = "expires_at must be a time in seconds since 1970"
   elseif doc.expires_in ~= nil and not is_time(doc.expires_in) then

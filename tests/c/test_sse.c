@@ -111,6 +111,12 @@ int main(void) {
   check("over-long line is an error", rc == SSE_TOO_LONG);
   sse_free(&p);
 
+  sse_init(&p);   /* found by fuzzing: the same line in one piece was let through */
+  p.max_line = 16;
+  rc = sse_feed(&p, "x-unknown: 0123456789abcdef\n\ndata: a\n\n", 38, record, NULL);
+  check("over-long line read at once is an error too", rc == SSE_TOO_LONG);
+  sse_free(&p);
+
   printf("# sse: %d of %d passed\n", count - failures, count);
   return failures != 0;
 }

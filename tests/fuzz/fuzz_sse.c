@@ -3,6 +3,7 @@
    event must lie within what was fed. */
 #include "sse.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,11 +40,14 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   int b = run(data, size, step, &pieces);
   /* A line too long is found at its end when fed whole, and earlier in pieces: the events
      before it are the same, so compare those only when both finished. */
-  if (a == SSE_OK && b == SSE_OK &&
-      (whole.events != pieces.events || whole.all.len != pieces.all.len ||
-       (whole.all.len && memcmp(whole.all.p, pieces.all.p, whole.all.len) != 0)))
+  if ((a == SSE_OK && b == SSE_OK &&
+       (whole.events != pieces.events || whole.all.len != pieces.all.len ||
+        (whole.all.len && memcmp(whole.all.p, pieces.all.p, whole.all.len) != 0))) ||
+      (a == SSE_OK) != (b == SSE_OK)) {
+    fprintf(stderr, "fuzz_sse: whole: %s, %zu events; in pieces of %zu: %s, %zu events\n",
+            sse_strerror(a), whole.events, step, sse_strerror(b), pieces.events);
     abort();
-  if ((a == SSE_OK) != (b == SSE_OK)) abort();
+  }
   buf_free(&whole.all), buf_free(&pieces.all);
   return 0;
 }
