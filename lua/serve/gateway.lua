@@ -164,9 +164,10 @@ end
 -- The provider's repairs of its answers (p.chat_chunks), for forward(): each chunk decoded,
 -- repaired and sent on; what the repair held back goes out before [DONE].
 local function chunk_repair(filter)
-  local t, seen = {}, {}
+  local t, seen, finished, ended = {}, {}, false, false
   function t.event(ctx, res, ev)
     if ev.data == "[DONE]" then
+      ended = true
       local last = filter(nil)
       if last then   -- named like the chunks before it
         last.id, last.object, last.created, last.model = seen.id, "chat.completion.chunk", seen.created, seen.model
@@ -176,14 +177,23 @@ local function chunk_repair(filter)
     end
     local doc, why = core.json.decode(ev.data)
     if type(doc) ~= "table" then   -- neither the repair nor the client could read it: an error event
+      ended = true
       stream_error(ctx, res, ("%s sent a chunk that is not a JSON object (%s)"):format(ctx.provider,
         why or "not an object"), "bad_answer")
       return false
     end
     seen = doc
+    local choice = type(doc.choices) == "table" and doc.choices[1]
+    finished = finished or (type(choice) == "table" and type(choice.finish_reason) == "string")
     return relay(ctx, res, { event = ev.event, data = core.json.encode(filter(doc)) })
   end
+  -- An answer that has its finish_reason is complete, whether its stream then closed without
+  -- [DONE] or went silent until the idle timeout: the client gets the end it would have had.
   function t.finish(ctx, res, message, kind)
+    if finished and not ended and (not message or kind == "timeout" or kind == "reset") then
+      if message then ctx.note = kind end   -- the log still tells
+      return t.event(ctx, res, { event = "", data = "[DONE]" })
+    end
     if message then stream_error(ctx, res, message, kind) end
   end
   function t.answer(ctx, up)

@@ -36,6 +36,9 @@ static struct task **slot(lua_State *L) { return lua_getextraspace(L); }
 
 struct task *task_of(lua_State *L) { return lua_isyieldable(L) ? *slot(L) : NULL; }
 
+/* A task woken inside the loop must not wait for the loop's next poll: a timer's callback
+   runs before the poll, which would then sleep with the task ready (for ever, when nothing
+   else was pending). uv_stop makes that poll return at once; the task runs next. */
 void task_wake(struct task *t) {
   if (!t || t->queued) return;
   t->queued = 1;
@@ -43,6 +46,8 @@ void task_wake(struct task *t) {
   if (ready_tail) ready_tail->next = t;
   else ready = t;
   ready_tail = t;
+  uv_loop_t *loop = loop_get(NULL);
+  if (loop) uv_stop(loop);
 }
 
 void task_kill(struct task *t) {
