@@ -48,8 +48,10 @@ static int loop_idle(uv_loop_t *loop) {
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc, (void)argv;
-  struct server_config cfg = { "127.0.0.1", 0, 2048, 4096, 1000, 2000, 8192, 1024,
-                               on_request, NULL, NULL, NULL };
+  /* small limits, so that inputs reach them */
+  struct server_config cfg = { .host = "127.0.0.1", .max_header = 2048, .max_body = 4096,
+                               .header_timeout_ms = 1000, .idle_timeout_ms = 2000,
+                               .write_high = 8192, .write_low = 1024, .on_request = on_request };
   char err[200];
   if (server_listen(&srv, &cfg, err, sizeof err) != 0) {
     fprintf(stderr, "fuzz_server: %s\n", err);

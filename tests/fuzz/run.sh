@@ -7,6 +7,12 @@ set -u
 cd "$(dirname "$0")/../.."
 seconds=${FUZZ_SECONDS:-60}
 bin=build/fuzz
+case $seconds in
+  ''|*[!0-9]*) echo "fuzz: FUZZ_SECONDS must be a whole number of seconds, not '$seconds'" >&2; exit 2 ;;
+esac
+for exe in $bin/fuzz_sse $bin/fuzz_server $bin/fuzz_lua; do
+  [ -x "$exe" ] || { echo "fuzz: $exe is missing; run 'make fuzz' (it builds the targets first)" >&2; exit 2; }
+done
 mkdir -p $bin/crashes
 passed=0 failed=0
 for t in sse server json credentials markup translate; do
