@@ -55,11 +55,13 @@ static void close_handle(uv_handle_t *h, void *ud) {
 }
 
 /* Handles still open belong to code that is ending with the process: close them all and
-   let their callbacks run, so that the loop closes cleanly. */
+   let their callbacks run, so that the loop closes cleanly. A task woken at the very end (a
+   request killed when serve closes its connections) leaves task_wake's uv_stop pending, and
+   uv_run then returns before any callback: run until none is left. */
 void loop_close(void) {
   if (!started) return;
   uv_walk(&loop, close_handle, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  while (uv_run(&loop, UV_RUN_DEFAULT) != 0) continue;
   uv_loop_close(&loop);
   started = 0;
 }
