@@ -73,6 +73,7 @@ $(foreach n,$(VENDORED),$(call STAMP,$(n)) $(call CHECKED,$(n))):
 # A patch added or removed changes its directory's time; an edited one, its own.
 $(call CHECKED,curl): vendor/patches/curl $(wildcard vendor/patches/curl/*.patch)
 $(call CHECKED,cjson): vendor/patches/cjson $(wildcard vendor/patches/cjson/*.patch)
+$(call CHECKED,lua): vendor/patches/lua $(wildcard vendor/patches/lua/*.patch)
 
 $(B)/obj/lua/%.o: $(call STAMP,lua)
 	@mkdir -p $(@D)

@@ -12,6 +12,19 @@ local function encodes_as(s, want)
 end
 
 return {
+  ["json refuses a number too large for a double, instead of reading infinity"] = function()
+    for _, text in ipairs { "1e400", "[1, -1.5e3005678901234567890]", '{"max_tokens": 1e999}' } do
+      local v, err = json.decode(text)
+      assert(v == nil and tostring(err):find("number out of range", 1, true), ("%s: %s"):format(text, err))
+    end
+    assert(json.decode("1.7976931348623157e308") == 1.7976931348623157e308)   -- the largest double still reads
+    assert(json.decode("-1e-400") == 0)                                       -- underflow is zero, not an error
+  end,
+  ["utf8 calls a lead byte 0xFE or 0xFF invalid (Lua patched: no oversized shift)"] = function()
+    assert(utf8.len("\x7f\xff" .. ("\x87"):rep(80)) == nil)
+    assert(utf8.len("\xfe\x80\x80\x80\x80\x80\x80") == nil)
+    assert(utf8.len("\xfc\x84\x80\x80\x80\x80", 1, -1, true) == 1)         -- six bytes, lax mode: still one
+  end,
   ["json leaves / plain and still decodes \\/"] = function()
     assert(json.encode("https://api.example.com/v1") == '"https://api.example.com/v1"')
     assert(json.encode({ url = "a/b" }) == '{"url":"a/b"}')
