@@ -228,7 +228,8 @@ test-asan:
 
 # libFuzzer targets (tests/fuzz): a glibc clang build with ASan, UBSan and coverage, in
 # build/fuzz. `make fuzz FUZZ_SECONDS=N` runs each target N seconds from its seeds (and what
-# earlier runs found); FUZZ_SECONDS=0 only replays the seeds and the regression inputs.
+# earlier runs found); FUZZ_SECONDS=0 only replays the seeds and the regression inputs;
+# FUZZ_TARGETS="server json" runs only those.
 FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer -g \
             -DALLOC_CACHE_MAX=0
@@ -244,7 +245,7 @@ $(FUZZ_BINS):
 fuzz-bins: $(FUZZ_BINS)
 fuzz:
 	$(MAKE) B=build/fuzz CC=clang OPT=-O1 SAN='$(FUZZ_SAN)' STATIC= STRIP=true fuzz-bins
-	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS='$(FUZZ_TARGETS)' tests/fuzz/run.sh
 
 # `kimictl serve` under valgrind for a few hundred mixed requests (streams, errors, client
 # disconnects, refreshes): a glibc build in build/valgrind; fails on any byte definitely lost.

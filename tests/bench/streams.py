@@ -2,7 +2,7 @@
 
 One asyncio task per stream, no threads: every stream connects first, then all send their
 request together. Prints a summary; exits 1 if any stream failed.
-usage: python3 streams.py --n 2000 --url http://127.0.0.1:PORT/v1/chat/completions [--timeout 60]"""
+usage: python3 streams.py --n 2000 --url http://127.0.0.1:PORT/v1/chat/completions [--timeout 60] [--model m]"""
 import argparse
 import asyncio
 import collections
@@ -12,8 +12,7 @@ import sys
 import time
 import urllib.parse
 
-BODY = json.dumps({"model": "m", "stream": True,
-                   "messages": [{"role": "user", "content": "hi"}]}).encode()
+BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 
 
 class Run:
@@ -40,7 +39,7 @@ async def read_chunked(reader):
         body += data[:-2]
 
 
-async def stream(run, host, port, target):
+async def stream(run, host, port, target, body):
     """Connect, wait until every stream is connected, then send the request and read it all."""
     try:
         reader, writer = await asyncio.open_connection(host, port)
@@ -51,8 +50,8 @@ async def stream(run, host, port, target):
         run.arrived(1)
         await run.all_connected.wait()
         writer.write(b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % (target.encode(), host.encode(), port, len(BODY))
-                     + BODY)
+                     b"Content-Length: %d\r\n\r\n" % (target.encode(), host.encode(), port, len(body))
+                     + body)
         await writer.drain()
         status = await reader.readline()
         if not status.startswith(b"HTTP/1.1 200"):
@@ -63,12 +62,12 @@ async def stream(run, host, port, target):
         run.open += 1
         run.peak = max(run.peak, run.open)
         try:
-            body = await read_chunked(reader)
+            answer = await read_chunked(reader)
         finally:
             run.open -= 1
-        if not body.endswith(b"data: [DONE]\n\n"):
+        if not answer.endswith(b"data: [DONE]\n\n"):
             raise RuntimeError("no [DONE]")
-        run.events.append(body.count(b"data: ") - 1)
+        run.events.append(answer.count(b"data: ") - 1)
         run.done += 1
     finally:
         writer.close()
@@ -86,6 +85,7 @@ async def main():
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--url", required=True)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds for each stream")
+    ap.add_argument("--model", default="m")
     args = ap.parse_args()
     url = urllib.parse.urlsplit(args.url)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -95,7 +95,8 @@ async def main():
 
     run = Run(args.n)
     t0 = time.perf_counter()
-    await asyncio.gather(*(guarded(run, args.timeout, url.hostname, url.port or 80, url.path or "/")
+    await asyncio.gather(*(guarded(run, args.timeout, url.hostname, url.port or 80, url.path or "/",
+                                   json.dumps(dict(BODY, model=args.model)).encode())
                            for _ in range(args.n)))
     wall = time.perf_counter() - t0
     ev = sorted(run.events) or [0]

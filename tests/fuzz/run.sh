@@ -2,7 +2,8 @@
 # Run each fuzz target FUZZ_SECONDS seconds (make fuzz builds them into build/fuzz). Inputs it
 # finds go to build/fuzz/corpus/TARGET; a crash to build/fuzz/crashes/. Copy a crash into
 # tests/fuzz/regressions/TARGET/ once fixed: every run replays those and the seeds first.
-# FUZZ_SECONDS=0 replays them only. One "ok"/"not ok" line per target, then the count.
+# FUZZ_SECONDS=0 replays them only. FUZZ_TARGETS="server json" runs those alone.
+# One "ok"/"not ok" line per target, then the count.
 set -u
 cd "$(dirname "$0")/../.."
 seconds=${FUZZ_SECONDS:-60}
@@ -15,10 +16,12 @@ for exe in $bin/fuzz_sse $bin/fuzz_server $bin/fuzz_lua; do
 done
 mkdir -p $bin/crashes
 passed=0 failed=0
-for t in sse server json credentials markup translate; do
+targets=${FUZZ_TARGETS:-sse server json credentials markup translate}
+for t in $targets; do
   case $t in
     sse|server) exe=$bin/fuzz_$t; script= ;;
-    *) exe=$bin/fuzz_lua; script=tests/fuzz/lua/$t.lua ;;
+    json|credentials|markup|translate) exe=$bin/fuzz_lua; script=tests/fuzz/lua/$t.lua ;;
+    *) echo "fuzz: no target '$t' (sse server json credentials markup translate)" >&2; exit 2 ;;
   esac
   corpus=$bin/corpus/$t
   mkdir -p "$corpus" "tests/fuzz/regressions/$t"
