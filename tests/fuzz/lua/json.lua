@@ -19,7 +19,8 @@ return function(s)
     assert(v == nil and type(err) == "string")
     return
   end
-  local back = assert(json.decode(json.encode(v)))
+  local back, berr = json.decode(json.encode(v))   -- back may be false
+  assert(berr == nil, berr)
   -- encode writes valid UTF-8 (a bad byte becomes U+FFFD), so only valid text reads back equal
   assert(same(v, back) or not utf8.len(s), "decode(encode(x)) differs from x")
   local n = s:match("^%s*(%-?%d+)%s*$")
