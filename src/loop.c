@@ -62,6 +62,6 @@ void loop_close(void) {
   if (!started) return;
   uv_walk(&loop, close_handle, NULL);
   while (uv_run(&loop, UV_RUN_DEFAULT) != 0) continue;
-  uv_loop_close(&loop);
+  if (uv_loop_close(&loop) != 0) return;   /* a handle outlived its close: the exit ends it */
   started = 0;
 }

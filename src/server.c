@@ -475,18 +475,18 @@ static void on_connection(uv_stream_t *ls, int status) {
   struct server *s = ls->data;
   struct srv_conn *c = status == 0 ? calloc(1, sizeof *c) : NULL;
   if (!c) return;
-  uv_tcp_init(ls->loop, &c->tcp);
+  uv_tcp_init(ls->loop, &c->tcp);       /* cannot fail: both only fill the handle in */
   uv_timer_init(ls->loop, &c->timer);
   c->handles = 2;
   c->tcp.data = c->timer.data = c;
   c->s = s;
   if ((c->next = s->conns)) c->next->prev = c;
   s->conns = c;
-  if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+  /* nodelay fails only on a socket the client has already reset */
+  if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0 || uv_tcp_nodelay(&c->tcp, 1) != 0) {
     conn_close(c);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
   peer_name(c);
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
@@ -505,18 +505,18 @@ int server_listen(struct server **out, const struct server_config *cfg, char *er
     return snprintf(err, n, "%s is not an IP address (use 127.0.0.1 or ::1)", cfg->host), -1;
   if (!(s = calloc(1, sizeof *s))) return snprintf(err, n, "out of memory"), -1;
   s->cfg = *cfg;
-  uv_tcp_init(loop, &s->tcp);
+  uv_tcp_init(loop, &s->tcp);   /* cannot fail: it only fills the handle in */
   s->tcp.data = s;
+  int len = sizeof sa;
   if ((rc = uv_tcp_bind(&s->tcp, (struct sockaddr *)&sa, 0)) != 0 ||
-      (rc = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection)) != 0) {
+      (rc = uv_listen((uv_stream_t *)&s->tcp, 511, on_connection)) != 0 ||
+      (rc = uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&sa, &len)) != 0) {
     int v6 = strchr(cfg->host, ':') != NULL;
     snprintf(err, n, "cannot listen on %s%s%s:%d: %s", v6 ? "[" : "", cfg->host, v6 ? "]" : "", cfg->port, uv_strerror(rc));
     s->stopped = s->unwanted = 1;
     uv_close((uv_handle_t *)&s->tcp, listener_closed);
     return -1;
   }
-  int len = sizeof sa;
-  uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&sa, &len);
   s->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
                                            : ((struct sockaddr_in *)&sa)->sin_port);
   http_parser_settings_init(&settings);
