@@ -15,6 +15,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -24,15 +25,23 @@
 
 extern char **environ;
 
+/* On Linux, once the binary was replaced or removed (kimictl upgraded while serve runs), its
+   path names another file or none, and the link reads "PATH (deleted)": the answer is then
+   /proc/self/exe, which still runs this binary (a refresh worker of the same version). */
 int proc_exe(char *out, size_t size) {
 #if defined(__linux__)
-  ssize_t n = readlink("/proc/self/exe", out, size);
+  static const char self[] = "/proc/self/exe";
+  struct stat running, named;
+  ssize_t n = readlink(self, out, size);
   if (n < 0) return -1;
-  if ((size_t)n >= size) {
+  if ((size_t)n >= size || size < sizeof self) {
     errno = ENAMETOOLONG;
     return -1;
   }
   out[n] = '\0';
+  if (stat(self, &running) == 0 &&
+      (stat(out, &named) != 0 || named.st_ino != running.st_ino || named.st_dev != running.st_dev))
+    memcpy(out, self, sizeof self);
   return 0;
 #elif defined(__APPLE__)
   char raw[PATH_MAX], real[PATH_MAX];

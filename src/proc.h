@@ -8,7 +8,7 @@
 
 /* All return 0, or -1 with errno set. */
 
-int proc_exe(char *out, size_t size);   /* the absolute path of the running binary */
+int proc_exe(char *out, size_t size);   /* the absolute path of the running binary (to run it) */
 int proc_setsid(void);                  /* lead a new session; already leading one is fine */
 int proc_detach(void);                  /* proc_setsid, and ignore SIGPIPE and SIGHUP */
 
