@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 # command that proves it is there -> Debian package that provides it
 needs="musl-gcc:musl-tools dpkg-source:dpkg-dev autoreconf:autoconf automake:automake
 libtoolize:libtool make:make patch:patch gcc:gcc python3:python3 openssl:openssl node:nodejs
-wrk:wrk tic:ncurses-bin tmux:tmux groff:groff-base clang:clang valgrind:valgrind"
+wrk:wrk tic:ncurses-bin tmux:tmux groff:groff-base clang:clang valgrind:valgrind
+socat:socat"
 missing=""
 for pair in $needs; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
