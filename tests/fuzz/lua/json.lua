@@ -24,7 +24,7 @@ return function(s)
   -- encode writes valid UTF-8 (a bad byte becomes U+FFFD), so only valid text reads back equal
   assert(same(v, back) or not utf8.len(s), "decode(encode(x)) differs from x")
   local n = s:match("^%s*(%-?%d+)%s*$")
-  if n and math.tointeger(tonumber(n)) then
+  if n and math.tointeger(tonumber(n)) and not n:match("^%-0+$") then   -- "-0" stays the float -0.0
     assert(math.type(v) == "integer" and v == math.tointeger(tonumber(n)), "integer changed: " .. n)
   end
 end
