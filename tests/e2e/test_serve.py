@@ -46,11 +46,11 @@ class Gateway:
     the first line it prints; the rest of stdout is kept in .out, stderr in a file (.stderr()).
     Leaving the block kills the process if it is still running."""
 
-    def __init__(self, env, *args):
+    def __init__(self, env, *args, exe=KIMICTL):
         self.tmp = tempfile.mkdtemp(prefix="kimictl-serve-")
         self.err_path = os.path.join(self.tmp, "stderr")
         self.err_file = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([KIMICTL, "serve", "--listen", "127.0.0.1:0", *args], env=env,
+        self.proc = subprocess.Popen([exe, "serve", "--listen", "127.0.0.1:0", *args], env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err_file)
         self.out = b""
         fd = self.proc.stdout.fileno()
@@ -673,3 +673,29 @@ def a_login_another_program_refreshed_is_used_at_once():
         st = stats(s.srv)
         check(st["refresh_calls"] == 0, "the gateway refreshed instead of reading the new file: %r" % st)
         check(read_like_kimi_cli(creds_path(s.home))["access_token"] == fresh["access_token"], "the file is ours")
+
+
+@test
+def a_refresh_still_works_after_the_binary_is_replaced():
+    # An upgrade replaces the file serve was started from. Its refresh worker must run the
+    # binary serve is, not whatever the path names now (here a script that fails) or nothing.
+    with Home() as home, Server("fake_kimi.py") as srv:
+        tok = call(srv, "/_seed")
+        write_kimi_cli_file(home, tok, time.time() + 900)
+        exe = os.path.join(home.path, "kimictl")
+        shutil.copy(KIMICTL, exe)
+        with Gateway(kimi_env(home, srv), exe=exe) as gw:
+            check(request(gw, "POST", CHAT, chat_body(stream=False))[0] == 200, "first request")
+            with open(exe + ".new", "w") as f:
+                f.write("#!/bin/sh\necho 'the replaced file ran' >&2\nexit 3\n")
+            os.chmod(exe + ".new", 0o755)
+            os.replace(exe + ".new", exe)           # as a package manager or `make` does
+            call(srv, "/_expire")
+            status, _, body = request(gw, "POST", CHAT, chat_body(stream=False))
+            check(status == 200, "after the upgrade: %r %r" % (status, body))
+            check(stats(srv)["refresh_calls"] == 1, "refresh calls: %d" % stats(srv)["refresh_calls"])
+            check("the replaced file ran" not in gw.stderr(), gw.stderr())
+            os.remove(exe)                          # and when the path names nothing at all
+            call(srv, "/_expire")
+            status, _, body = request(gw, "POST", CHAT, chat_body(stream=False))
+            check(status == 200 and stats(srv)["refresh_calls"] == 2, "after removal: %r %r" % (status, body))
