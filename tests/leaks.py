@@ -415,8 +415,13 @@ def report(results, took, st, served, code, alive):
     print("valgrind log: %s" % os.path.relpath(served.log, ROOT))
     for key in SUMMARY_KEYS:
         print("  %s: %s" % (key, figs[0][key]))
-    print("refresh workers under valgrind: %d logs beside it, %s bytes definitely lost, %s errors in all"
-          % (len(workers), total(figs[1:], "definitely lost"), total(figs[1:], "ERROR SUMMARY")))
+    unread = [os.path.basename(w) for w, f in zip(workers, figs[1:]) if f["ERROR SUMMARY"] is None]
+    if unread:
+        print("refresh workers under valgrind: %d logs beside it; %d never finished (no summary): %s"
+              % (len(workers), len(unread), ", ".join(unread[:5])))
+    else:
+        print("refresh workers under valgrind: %d logs beside it, %s bytes definitely lost, %s errors in all"
+              % (len(workers), total(figs[1:], "definitely lost"), total(figs[1:], "ERROR SUMMARY")))
     checks = [
         (total(figs, "definitely lost") == 0, "no byte definitely lost"),
         (total(figs, "indirectly lost") == 0, "no byte indirectly lost"),
