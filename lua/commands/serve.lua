@@ -111,6 +111,7 @@ function spec.run(opts)
   srv:stop()
   local deadline = core.proc.clock_ms() + (s.drain_ms or 10000)
   while srv:active() > 0 and core.proc.clock_ms() < deadline do core.loop.sleep(20) end
+  gateway.shutting_down = true
   srv:close()
   return cli.EXIT_OK
 end

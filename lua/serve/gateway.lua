@@ -9,6 +9,7 @@ local models = require "models"
 local provider = require "provider"
 
 local gateway = {}
+gateway.shutting_down = false   -- set by serve when its drain time is over and it cuts what is left
 
 local JSON = { ["Content-Type"] = "application/json" }
 local SSE = { ["Content-Type"] = "text/event-stream", ["Cache-Control"] = "no-cache" }
@@ -113,7 +114,7 @@ local function forward(ctx, p, call, stream, tr)
   local started, res = false, ctx.res
   call.on_event = stream and function(ev)
     if not started then
-      started, ctx.status, ctx.ttfb = true, 200, core.proc.now() - ctx.t0
+      started, ctx.status, ctx.ttfb, ctx.open_stream = true, 200, core.proc.now() - ctx.t0, true
       if not res:start(200, with(SSE, ctx.cors)) then return false end
     end
     if not (tr and tr.event or relay)(ctx, res, ev) then return false end   -- the client has gone
@@ -121,7 +122,10 @@ local function forward(ctx, p, call, stream, tr)
   local up, err, kind, hint = client.request(p, call, { profile = ctx.profile })
   ctx.upstream_id = upstream_id(up)
   if started then   -- the stream is the client's: a failure is told inside it
-    if not res:closed() then
+    ctx.open_stream = nil
+    if res:closed() then   -- not finished yet: the client left mid-stream (logged 200, as sent)
+      ctx.note = ctx.note or "client_gone"
+    else
       local message = not up and (err .. (hint and (" " .. hint) or ""))
       if tr then tr.finish(ctx, res, message, kind)
       elseif message then stream_error(ctx, res, message, kind) end
@@ -516,14 +520,17 @@ function gateway.handler(s)
     -- every field the request may set, named here so the table is made once at its size
     local ctx = { res = res, t0 = core.proc.now(), method = req.method, path = req.path, bytes = 0, profile = s.profile,
                   dialect = req.path:find("^/v1/messages") and "anthropic" or "openai", cors = nil, status = nil,
-                  ttfb = nil, provider = nil, model = nil, upstream_id = nil, note = nil }
+                  ttfb = nil, provider = nil, model = nil, upstream_id = nil, note = nil, open_stream = nil }
     in_flight = in_flight + 1
     pace_gc()
     -- logged however the request ends (an error is answered 500 by the server)
     local _ <close> = setmetatable({}, { __close = function(_, e)
       in_flight = in_flight - 1
       if e then ctx.status, ctx.note = 500, "internal"
-      elseif not ctx.status then ctx.status, ctx.note = 499, "client_gone" end
+      elseif not ctx.status then ctx.status, ctx.note = 499, "client_gone"
+      elseif ctx.open_stream then   -- stopped mid-stream: the client left, or serve stopped past its drain
+        ctx.note = ctx.note or (gateway.shutting_down and "shutdown" or "client_gone")
+      end
       log_line(s, ctx)
     end })
     if admit(ctx, s, req) then return end

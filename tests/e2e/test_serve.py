@@ -315,6 +315,8 @@ def a_client_going_away_cancels_the_upstream_stream():
         st = stats(s.srv)
         check(st["streams_active"] == 0 and st["streams_finished"] == 0, st)
         check(request(s.gw, "GET", "/healthz")[0] == 200, "not serving after a disconnect")
+        line = s.gw.stderr().splitlines()[0]   # what was sent (200), and that the client left
+        check(" 200 " in line and line.endswith(" error=client_gone"), line)
 
 
 @test
@@ -471,6 +473,23 @@ def sigterm_lets_a_stream_in_flight_finish():
         conn.close()
         code = s.gw.proc.wait(timeout=15)
         check(code == 0, "exit %d after SIGTERM: %s" % (code, s.gw.stderr()))
+
+
+@test
+def a_stream_outliving_the_drain_is_cut_and_logged_as_such():
+    with Home() as home, Server("fake_kimi.py") as srv:
+        write_kimi_cli_file(home, call(srv, "/_seed"), time.time() + 900)
+        home.config("return { serve = { drain_ms = 300 } }\n")
+        with Gateway(kimi_env(home, srv)) as gw:
+            conn, r, seen = first_token(gw, "slow 200")   # 10 s, far past the drain
+            check(r.status == 200 and b"t0 " in seen, (r.status, seen))
+            t0 = time.time()
+            gw.proc.send_signal(signal.SIGTERM)
+            code = gw.proc.wait(timeout=15)
+            check(code == 0 and time.time() - t0 < 5, "exit %d after %.1f s" % (code, time.time() - t0))
+            conn.close()
+            line = gw.stderr().splitlines()[-1]
+            check(" 200 " in line and line.endswith(" error=shutdown"), line)
 
 
 @test
