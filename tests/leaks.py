@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(HERE, "e2e"))
 from harness import KIMICTL, ROOT, Home, Server  # noqa: E402
 from test_auth import call, kimi_env, write_kimi_cli_file  # noqa: E402
 from test_messages import ANTHROPIC, MESSAGES, readme_claude_provider  # noqa: E402
-from test_serve import CHAT, chat_body, request  # noqa: E402
+from test_serve import CHAT, chat_body, raw_exchange, request  # noqa: E402
 
 ROUNDS = 5              # each round sends every kind once, shuffled: 300 requests, then 3 at SIGTERM
 WORKERS = 6
@@ -104,14 +104,7 @@ def raw_post(path, body, headers=""):
 def send_raw(data):
     """Raw bytes; the status of the answer, read until the server closes."""
     def one(port):
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
-            s.sendall(data)
-            got = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+        got = raw_exchange(port, data, TIMEOUT)
         m = re.match(rb"HTTP/1\.1 (\d+) ", got)
         return m.group(1).decode() if m else "no answer"
     return one

@@ -97,13 +97,15 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def serving(*serve_args, fake=(), login=True, **env):
+def serving(*serve_args, fake=(), login=True, config=None, **env):
     """The fake Kimi, a login for it (Kimi CLI's file, valid for 15 minutes) unless login=False,
-    and a gateway in front of it."""
+    config.lua's text if given, and a gateway in front of it."""
     with Home() as home, Server("fake_kimi.py", *fake) as srv:
         tok = call(srv, "/_seed")
         if login:
             write_kimi_cli_file(home, tok, time.time() + 900)
+        if config:
+            home.config(config)
         with Gateway(kimi_env(home, srv, **env), *serve_args) as gw:
             yield types.SimpleNamespace(home=home, srv=srv, tok=tok, gw=gw)
 
@@ -346,9 +348,9 @@ def upstream_refusals_keep_their_status():
 
 # --- refusals -------------------------------------------------------------------------------
 
-def raw_exchange(port, data):
-    """Send raw bytes; everything the server answers until it closes (10 s at most)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+def raw_exchange(port, data, timeout=10):
+    """Send raw bytes; everything the server answers until it closes (timeout s between reads)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
         sock.sendall(data)
         got = b""
@@ -477,19 +479,16 @@ def sigterm_lets_a_stream_in_flight_finish():
 
 @test
 def a_stream_outliving_the_drain_is_cut_and_logged_as_such():
-    with Home() as home, Server("fake_kimi.py") as srv:
-        write_kimi_cli_file(home, call(srv, "/_seed"), time.time() + 900)
-        home.config("return { serve = { drain_ms = 300 } }\n")
-        with Gateway(kimi_env(home, srv)) as gw:
-            conn, r, seen = first_token(gw, "slow 200")   # 10 s, far past the drain
-            check(r.status == 200 and b"t0 " in seen, (r.status, seen))
-            t0 = time.time()
-            gw.proc.send_signal(signal.SIGTERM)
-            code = gw.proc.wait(timeout=15)
-            check(code == 0 and time.time() - t0 < 5, "exit %d after %.1f s" % (code, time.time() - t0))
-            conn.close()
-            line = gw.stderr().splitlines()[-1]
-            check(" 200 " in line and line.endswith(" error=shutdown"), line)
+    with serving(config="return { serve = { drain_ms = 300 } }\n") as s:
+        conn, r, seen = first_token(s.gw, "slow 200")   # 10 s, far past the drain
+        check(r.status == 200 and b"t0 " in seen, (r.status, seen))
+        t0 = time.time()
+        s.gw.proc.send_signal(signal.SIGTERM)
+        code = s.gw.proc.wait(timeout=15)
+        check(code == 0 and time.time() - t0 < 5, "exit %d after %.1f s" % (code, time.time() - t0))
+        conn.close()
+        line = s.gw.stderr().splitlines()[-1]
+        check(" 200 " in line and line.endswith(" error=shutdown"), line)
 
 
 @test
