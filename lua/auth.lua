@@ -27,10 +27,33 @@ local function program(cmd)
   return (cmd:match("^%s*(%S+)") or "?") .. (cmd:match("^%s*%S+%s+%S") and " ..." or "")
 end
 
+-- auth.source's answers while profiles.json is unchanged (profiles.load gives the same doc):
+-- doc -> provider -> profile -> source. An OAuth source is worked out each time, since its
+-- store depends on which credential file exists.
+local known_sources = setmetatable({}, { __mode = "k" })
+
+local function known_source(doc, p, profile)
+  local by_p = known_sources[doc]
+  local by_profile = by_p and by_p[p]
+  return by_profile and by_profile[profile]
+end
+
+local function keep_source(doc, p, profile, src)
+  local by_p = known_sources[doc] or setmetatable({}, { __mode = "k" })
+  known_sources[doc] = by_p
+  by_p[p] = by_p[p] or {}
+  by_p[p][profile] = src
+  return src
+end
+
 -- auth.source(p, profile) -> { kind, where, key?, cmd?, store?, region? } | nil, message
--- kind: "none", "env", "api_key", "key_cmd", "oauth" or "missing"
+-- kind: "none", "env", "api_key", "key_cmd", "oauth" or "missing". The answer is shared:
+-- read it, do not change it.
 function auth.source(p, profile)
   profile = profile or "default"
+  local loaded = profiles.load()
+  local hit = loaded and known_source(loaded, p, profile)
+  if hit then return hit end
   local okname, why = paths.check_name("profile", profile)
   if not okname then return nil, why end
   local doc, err = profiles.load()
@@ -41,7 +64,7 @@ function auth.source(p, profile)
   end
   entry = entry or {}
   local src = { profile = profile, region = entry.region }
-  if p.auth == "none" then src.kind = "none"; return src end
+  if p.auth == "none" then src.kind = "none"; return keep_source(doc, p, profile, src) end
   local key, var = provider.from_env(p.api_key_env)
   if key then
     src.kind, src.where, src.key = "env", "$" .. var, key
@@ -57,7 +80,7 @@ function auth.source(p, profile)
   else
     src.kind = "missing"
   end
-  return src
+  return src.kind == "oauth" and src or keep_source(doc, p, profile, src)
 end
 
 -- A key_cmd's key, kept for the life of the process (forgotten after a 401).

@@ -13,25 +13,27 @@ function paths.home()
   return env("HOME") or errors.mistake("HOME is not set: kimictl needs a home directory for its files")
 end
 
--- $XDG_CONFIG_HOME/kimictl, else ~/.config/kimictl: profiles and kimictl's own logins.
-function paths.config_dir()
-  return (env("XDG_CONFIG_HOME") or (paths.home() .. "/.config")) .. "/kimictl"
+-- An XDG directory of kimictl's: $VAR/kimictl, else ~/UNDER/kimictl. The environment does not
+-- change while kimictl runs (kimictl.lua), so each is worked out once.
+local function xdg_dir(var, under)
+  local known
+  return function()
+    known = known or ((env(var) or (paths.home() .. under)) .. "/kimictl")
+    return known
+  end
 end
+
+-- $XDG_CONFIG_HOME/kimictl, else ~/.config/kimictl: profiles and kimictl's own logins.
+paths.config_dir = xdg_dir("XDG_CONFIG_HOME", "/.config")
 
 -- $XDG_STATE_HOME/kimictl, else ~/.local/state/kimictl: what kimictl remembers between runs.
-function paths.state_dir()
-  return (env("XDG_STATE_HOME") or (paths.home() .. "/.local/state")) .. "/kimictl"
-end
+paths.state_dir = xdg_dir("XDG_STATE_HOME", "/.local/state")
 
 -- $XDG_DATA_HOME/kimictl, else ~/.local/share/kimictl: the user's own records (sessions).
-function paths.data_dir()
-  return (env("XDG_DATA_HOME") or (paths.home() .. "/.local/share")) .. "/kimictl"
-end
+paths.data_dir = xdg_dir("XDG_DATA_HOME", "/.local/share")
 
 -- $XDG_CACHE_HOME/kimictl, else ~/.cache/kimictl: what may be thrown away (model lists).
-function paths.cache_dir()
-  return (env("XDG_CACHE_HOME") or (paths.home() .. "/.cache")) .. "/kimictl"
-end
+paths.cache_dir = xdg_dir("XDG_CACHE_HOME", "/.cache")
 
 -- A name that becomes part of a path (profile, provider): letters, digits, '-' and '_',
 -- 1 to 64 of them, so that "../x", "a/b" or "" can never name a file elsewhere.
@@ -58,13 +60,12 @@ function paths.dirname(p)
 end
 
 -- paths.read_parsed(path, parse) -> what parse(text | nil, err, code) returns, kept while the
--- file stays as it was (core.fs.stat's version: a replaced, written or chmod-ed file is read
+-- file stays as it was (core.fs.version: a replaced, written or chmod-ed file is read
 -- again), so that a gateway reads a credential file once per change, not once per request.
 -- The results are shared: callers must not change them.
 local parsed = {}
 function paths.read_parsed(path, parse)
-  local st, _, scode = core.fs.stat(path)
-  local version = st and st.version or ("none:" .. tostring(scode))
+  local version = core.fs.version(path)
   local hit = parsed[path]
   if hit and hit.version == version then return table.unpack(hit, 1, hit.n) end
   hit = table.pack(parse(core.fs.read(path)))

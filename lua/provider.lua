@@ -149,12 +149,21 @@ function provider.exists(name)
   return ok and p ~= nil
 end
 
--- The first environment variable of a list that is set and not empty.
+-- The first environment variable of a list that is set and not empty -> value, name. The
+-- environment does not change while kimictl runs: each list is looked up once.
+local found_in_env = setmetatable({}, { __mode = "k" })
 local function from_env(names)
-  for _, n in ipairs(names or {}) do
-    local v = os.getenv(n)
-    if v and v ~= "" then return v, n end
+  if not names then return nil end
+  local hit = found_in_env[names]
+  if not hit then
+    hit = {}
+    for _, n in ipairs(names) do
+      local v = os.getenv(n)
+      if v and v ~= "" then hit = { v, n }; break end
+    end
+    found_in_env[names] = hit
   end
+  return hit[1], hit[2]
 end
 provider.from_env = from_env
 
@@ -162,7 +171,9 @@ provider.from_env = from_env
 -- "api" or "oauth"), then the default; no final slash.
 function provider.region_url(p, region, field, env_names, default)
   local r = region and p.regions and p.regions[region]
-  return ((from_env(env_names) or (r and r[field]) or default or ""):gsub("/+$", ""))
+  local url = from_env(env_names) or (r and r[field]) or default or ""
+  if url:byte(-1) ~= 47 then return url end   -- most have no final "/": no pattern to run
+  return (url:gsub("/+$", ""))
 end
 
 function provider.base_url(p, region)

@@ -26,20 +26,28 @@ local function get_device_id(p)
   return id
 end
 
--- Header values must be printable ASCII.
+-- Header values must be printable ASCII. The machine's are worked out once per run, not once
+-- per request.
 local function ascii(s) return (tostring(s):gsub("[^\32-\126]", "?")) end
-local function uname() return core.proc.uname() end
+local machine
+local function about(field)
+  return function()
+    if not machine then
+      local u = core.proc.uname()
+      machine = { name = ascii(u.nodename), model = ascii(("%s %s %s"):format(u.sysname, u.release, u.machine)),
+                  os = ascii(u.version) }
+    end
+    return machine[field]
+  end
+end
 
 local identity = {
   ["X-Msh-Platform"] = "kimictl",
   ["X-Msh-Version"] = core.version,
   ["X-Msh-Device-Id"] = get_device_id,
-  ["X-Msh-Device-Name"] = function() return ascii(uname().nodename) end,
-  ["X-Msh-Device-Model"] = function()
-    local u = uname()
-    return ascii(("%s %s %s"):format(u.sysname, u.release, u.machine))
-  end,
-  ["X-Msh-Os-Version"] = function() return ascii(uname().version) end,
+  ["X-Msh-Device-Name"] = about("name"),
+  ["X-Msh-Device-Model"] = about("model"),
+  ["X-Msh-Os-Version"] = about("os"),
 }
 
 local headers = { ["User-Agent"] = "kimictl/" .. core.version }

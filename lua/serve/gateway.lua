@@ -425,10 +425,22 @@ local function presented_key(h)
   return bearer or h["x-api-key"]
 end
 
+-- The name in a Host header, lowercase and without its port; the few a client sends are
+-- kept (at most 64, so that made-up names cannot grow the table).
+local host_names, host_count = {}, 0
+local function host_name(header)
+  local name = host_names[header]
+  if name then return name end
+  name = header:lower():gsub(":%d+$", "")
+  if host_count >= 64 then host_names, host_count = {}, 0 end
+  host_names[header], host_count = name, host_count + 1
+  return name
+end
+
 -- Who may ask: nil to go on, or the refusal already sent.
 local function admit(ctx, s, req)
   local h = req.headers
-  local host = (h.host or ""):lower():gsub(":%d+$", "")
+  local host = host_name(h.host or "")
   if not s.key_hash and not LOOPBACK_HOSTS[host] and not s.allow_hosts[host] then
     return fail(ctx, 403, ("Host '%s' is not a loopback name: refused (DNS rebinding guard)"):format(host), "forbidden")
   end
@@ -513,26 +525,29 @@ local function pace_gc()
   end
 end
 
+-- A request's end, however it comes (an error is answered 500 by the server, a killed task
+-- closes it too): counted out and logged. ctx is the request's to-be-closed value.
+local function request_closed(ctx, e)
+  in_flight = in_flight - 1
+  if e then ctx.status, ctx.note = 500, "internal"
+  elseif not ctx.status then ctx.status, ctx.note = 499, "client_gone"
+  elseif ctx.open_stream then   -- stopped mid-stream: the client left, or serve stopped past its drain
+    ctx.note = ctx.note or (gateway.shutting_down and "shutdown" or "client_gone")
+  end
+  log_line(ctx.settings, ctx)
+end
+local CTX = { __close = request_closed }
+
 -- gateway.handler(settings) -> function(req, res) for core.server.listen.
 -- settings: { key_hash, allow_origins = set, allow_hosts = set, log_format, profile }
 function gateway.handler(s)
   return function(req, res)
     -- every field the request may set, named here so the table is made once at its size
-    local ctx = { res = res, t0 = core.proc.now(), method = req.method, path = req.path, bytes = 0, profile = s.profile,
-                  dialect = req.path:find("^/v1/messages") and "anthropic" or "openai", cors = nil, status = nil,
-                  ttfb = nil, provider = nil, model = nil, upstream_id = nil, note = nil, open_stream = nil }
+    local ctx <close> = setmetatable({ res = res, t0 = core.proc.now(), method = req.method, path = req.path, bytes = 0,
+      settings = s, profile = s.profile, dialect = req.path:find("^/v1/messages") and "anthropic" or "openai", cors = nil,
+      status = nil, ttfb = nil, provider = nil, model = nil, upstream_id = nil, note = nil, open_stream = nil }, CTX)
     in_flight = in_flight + 1
     pace_gc()
-    -- logged however the request ends (an error is answered 500 by the server)
-    local _ <close> = setmetatable({}, { __close = function(_, e)
-      in_flight = in_flight - 1
-      if e then ctx.status, ctx.note = 500, "internal"
-      elseif not ctx.status then ctx.status, ctx.note = 499, "client_gone"
-      elseif ctx.open_stream then   -- stopped mid-stream: the client left, or serve stopped past its drain
-        ctx.note = ctx.note or (gateway.shutting_down and "shutdown" or "client_gone")
-      end
-      log_line(s, ctx)
-    end })
     if admit(ctx, s, req) then return end
     local route = ROUTES[req.path]
     if not route then return fail(ctx, 404, ("no route %s %s"):format(req.method, req.path), nil, "not_found") end

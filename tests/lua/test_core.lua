@@ -48,6 +48,19 @@ return {
     assert(core.fs.stat(d).mode == tonumber("700", 8))
     assert(core.fs.remove(f))
   end,
+  ["fs version changes when the file is rewritten or chmod-ed, and names a missing one"] = function()
+    local d = tmpdir()
+    local f = d .. "/profiles.json"
+    assert(core.fs.version(f) == "!ENOENT", core.fs.version(f))
+    assert(core.fs.write_atomic(f, "one", "0600"))
+    local v1 = core.fs.version(f)
+    assert(v1 == core.fs.version(f), "the same file gave two versions")
+    assert(core.fs.write_atomic(f, "two", "0600"))   -- same size, replaced
+    local v2 = core.fs.version(f)
+    assert(v2 ~= v1, "a replaced file kept its version")
+    assert(core.fs.chmod(f, "0644"))
+    assert(core.fs.version(f) ~= v2, "a chmod-ed file kept its version")
+  end,
   ["fs mkdir makes parents and reports a file in the way"] = function()
     local d = tmpdir()
     assert(core.fs.mkdir(d .. "/a/b/c", "0700"))
