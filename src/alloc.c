@@ -3,7 +3,10 @@
    free take a few hundred. Blocks up to ALLOC_SMALL bytes are rounded up to a multiple of
    ALLOC_GRAIN and, when freed, kept in the list of their size while the lists hold less
    than ALLOC_CACHE_MAX bytes; the rest goes straight to malloc, so a burst does not keep
-   its memory. Every block is an ordinary malloc block: realloc and free work on any. */
+   its memory. Every block is an ordinary malloc block: realloc and free work on any.
+   ALLOC_SMALL reaches 2 KiB because a request's coroutine stack, its tables' parts and its
+   bodies are such blocks: given back to musl's malloc, the page they shared was unmapped
+   and mapped again on every request (an mmap, an munmap and a page fault each time). */
 #include "alloc.h"
 
 #include <stdlib.h>

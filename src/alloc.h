@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #define ALLOC_GRAIN 16
-#define ALLOC_SMALL 256                 /* blocks up to this size are recycled */
+#define ALLOC_SMALL 2048                /* blocks up to this size are recycled */
 #ifndef ALLOC_CACHE_MAX
 #define ALLOC_CACHE_MAX (256 * 1024)   /* bytes kept in the lists at most (0 for sanitizers) */
 #endif
